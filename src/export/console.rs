@@ -1,0 +1,310 @@
+//! The console exporter: each finished trace as an indented tree on stderr.
+//!
+//! Children end before their parents, so spans are buffered per trace and the
+//! tree is printed when the trace's local root ends. The buffer is bounded;
+//! what does not fit is printed early, marked incomplete, never lost.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanId, Status, TraceId};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
+
+use crate::semconv;
+
+/// Spans kept while waiting for their trace's root.
+const MAX_BUFFERED_SPANS: usize = 10_000;
+/// Traces kept while waiting for their root.
+const MAX_BUFFERED_TRACES: usize = 1_000;
+/// Printed traces remembered, so a late span is marked as such.
+const REMEMBERED_TRACES: usize = 1_024;
+/// Attribute values longer than this are cut in the tree.
+const MAX_VALUE_CHARS: usize = 60;
+/// Attributes shown per span.
+const MAX_ATTRS: usize = 8;
+
+#[derive(Debug, Default)]
+struct Buffer {
+    traces: HashMap<TraceId, Vec<SpanData>>,
+    order: VecDeque<TraceId>,
+    spans: usize,
+    printed: HashSet<TraceId>,
+    printed_order: VecDeque<TraceId>,
+}
+
+/// Prints traces to stderr.
+#[derive(Debug, Default)]
+pub(crate) struct ConsoleExporter {
+    buffer: Mutex<Buffer>,
+    service: String,
+}
+
+fn is_local_root(span: &SpanData) -> bool {
+    span.parent_span_id == SpanId::INVALID || span.parent_span_is_remote
+}
+
+impl ConsoleExporter {
+    fn accept(&self, batch: Vec<SpanData>) -> String {
+        let mut out = String::new();
+        let mut buf = match self.buffer.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for span in batch {
+            let trace_id = span.span_context.trace_id();
+            let root = is_local_root(&span);
+            if !root && buf.printed.contains(&trace_id) {
+                render(
+                    &mut out,
+                    &self.service,
+                    trace_id,
+                    vec![span],
+                    "late span; its trace was printed above",
+                );
+                continue;
+            }
+            if !buf.traces.contains_key(&trace_id) {
+                buf.order.push_back(trace_id);
+            }
+            buf.traces.entry(trace_id).or_default().push(span);
+            buf.spans += 1;
+            if root {
+                let spans = buf.take(trace_id);
+                render(&mut out, &self.service, trace_id, spans, "");
+                buf.remember(trace_id);
+            }
+            while buf.spans > MAX_BUFFERED_SPANS || buf.traces.len() > MAX_BUFFERED_TRACES {
+                let Some(oldest) = buf.order.pop_front() else {
+                    break;
+                };
+                let spans = buf.take(oldest);
+                render(
+                    &mut out,
+                    &self.service,
+                    oldest,
+                    spans,
+                    "incomplete: buffer full before its root ended",
+                );
+            }
+        }
+        out
+    }
+
+    fn flush_all(&self, note: &str) -> String {
+        let mut out = String::new();
+        let mut buf = match self.buffer.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        while let Some(trace_id) = buf.order.pop_front() {
+            let spans = buf.take(trace_id);
+            render(&mut out, &self.service, trace_id, spans, note);
+        }
+        out
+    }
+}
+
+impl Buffer {
+    fn take(&mut self, trace_id: TraceId) -> Vec<SpanData> {
+        let spans = self.traces.remove(&trace_id).unwrap_or_default();
+        self.spans -= spans.len();
+        self.order.retain(|t| *t != trace_id);
+        spans
+    }
+
+    fn remember(&mut self, trace_id: TraceId) {
+        if self.printed.insert(trace_id) {
+            self.printed_order.push_back(trace_id);
+            if self.printed_order.len() > REMEMBERED_TRACES {
+                if let Some(old) = self.printed_order.pop_front() {
+                    self.printed.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+fn write_stderr(text: &str) {
+    if !text.is_empty() {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+impl SpanExporter for ConsoleExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        write_stderr(&self.accept(batch));
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        write_stderr(&self.flush_all("incomplete: its root had not ended at shutdown"));
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Some(name) =
+            resource.get(&opentelemetry::Key::from_static_str(semconv::SERVICE_NAME))
+        {
+            self.service = name.to_string();
+        }
+    }
+}
+
+// === rendering ===
+
+fn render(
+    out: &mut String,
+    service: &str,
+    trace_id: TraceId,
+    mut spans: Vec<SpanData>,
+    note: &str,
+) {
+    if spans.is_empty() {
+        return;
+    }
+    spans.sort_by_key(|s| s.start_time);
+    let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_context.span_id()).collect();
+    let mut children: HashMap<SpanId, Vec<usize>> = HashMap::new();
+    let mut tops = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        if ids.contains(&s.parent_span_id) {
+            children.entry(s.parent_span_id).or_default().push(i);
+        } else {
+            tops.push(i);
+        }
+    }
+    let _ = write!(out, "\n{service} trace {trace_id}");
+    if !note.is_empty() {
+        let _ = write!(out, " ({note})");
+    }
+    out.push('\n');
+    for &i in &tops {
+        write_span(out, &spans, &children, i, "", None);
+    }
+}
+
+fn write_span(
+    out: &mut String,
+    spans: &[SpanData],
+    children: &HashMap<SpanId, Vec<usize>>,
+    i: usize,
+    indent: &str,
+    last: Option<bool>,
+) {
+    let span = &spans[i];
+    let (branch, child_indent) = match last {
+        None => ("", indent.to_string()),
+        Some(true) => ("└─ ", format!("{indent}   ")),
+        Some(false) => ("├─ ", format!("{indent}│  ")),
+    };
+    let duration = span
+        .end_time
+        .duration_since(span.start_time)
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "{indent}{branch}{}  {}  {}",
+        span.name,
+        fmt_duration(duration),
+        fmt_status(&span.status)
+    );
+    for kv in span
+        .attributes
+        .iter()
+        .filter(|kv| !kv.key.as_str().starts_with("code."))
+        .take(MAX_ATTRS)
+    {
+        let _ = write!(out, "  {}={}", kv.key, fmt_value(&kv.value));
+    }
+    out.push('\n');
+    let kids = children.get(&span.span_context.span_id());
+    let has_kids = kids.is_some_and(|k| !k.is_empty());
+    for event in span.events.iter() {
+        let bar = if has_kids { "│  " } else { "   " };
+        let _ = write!(out, "{child_indent}{bar}· {}", event.name);
+        for kv in event
+            .attributes
+            .iter()
+            .filter(|kv| !matches!(kv.key.as_str(), "level" | "target"))
+            .take(MAX_ATTRS)
+        {
+            let _ = write!(out, "  {}", fmt_kv(kv));
+        }
+        out.push('\n');
+    }
+    if let Some(kids) = kids {
+        for (n, &c) in kids.iter().enumerate() {
+            write_span(
+                out,
+                spans,
+                children,
+                c,
+                &child_indent,
+                Some(n + 1 == kids.len()),
+            );
+        }
+    }
+}
+
+fn fmt_kv(kv: &KeyValue) -> String {
+    format!("{}={}", kv.key, fmt_value(&kv.value))
+}
+
+fn fmt_value(v: &Value) -> String {
+    let text = match v {
+        Value::String(s) => format!("{:?}", s.as_str()),
+        other => other.to_string(),
+    };
+    if text.chars().count() > MAX_VALUE_CHARS {
+        let cut: String = text.chars().take(MAX_VALUE_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+fn fmt_status(status: &Status) -> String {
+    match status {
+        Status::Error { description } if description.is_empty() => "ERROR".into(),
+        Status::Error { description } => {
+            format!("ERROR {}", fmt_value(&Value::from(description.to_string())))
+        }
+        Status::Ok | Status::Unset => "ok".into(),
+    }
+}
+
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros < 1_000 {
+        format!("{micros}µs")
+    } else if micros < 1_000_000 {
+        format!("{:.2}ms", micros as f64 / 1_000.0)
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(Duration::from_micros(12)), "12µs");
+        assert_eq!(fmt_duration(Duration::from_micros(1_500)), "1.50ms");
+        assert_eq!(fmt_duration(Duration::from_millis(2_500)), "2.50s");
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        let v = Value::from("x".repeat(200));
+        assert!(fmt_value(&v).ends_with('…'));
+        assert!(fmt_value(&v).chars().count() <= MAX_VALUE_CHARS + 1);
+    }
+}

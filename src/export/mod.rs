@@ -1,0 +1,411 @@
+//! The export path: a bounded queue filled by the layer, and one background
+//! worker that batches, converts and exports.
+//!
+//! The application's threads only ever `try_send` into the queue: when it is
+//! full the span is dropped and counted, never waited for.
+
+pub(crate) mod console;
+pub(crate) mod otlp;
+
+use std::fmt;
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use opentelemetry::trace::{SpanContext, TraceFlags};
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+use opentelemetry_sdk::Resource;
+
+use crate::layer::{suppress_current_thread, Record};
+use crate::{semconv, Error};
+
+/// A finished span on its way out.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// Made by the layer from a `tracing` span.
+    Record(Box<Record>),
+    /// Made through the OpenTelemetry API (the guard's tracer provider).
+    Sdk(Box<SpanData>),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    exported: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Export counters, read with [`Guard::stats`](crate::Guard::stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Spans waiting in the queue now.
+    pub queued: u64,
+    /// Spans the exporter accepted.
+    pub exported: u64,
+    /// Spans dropped because the queue was full (or the pipeline shut down).
+    pub dropped: u64,
+    /// Spans in batches the exporter failed to send.
+    pub failed: u64,
+}
+
+/// The layer's end of the queue.
+#[derive(Clone, Debug)]
+pub(crate) struct Sink {
+    tx: Sender<Item>,
+    counters: Arc<Counters>,
+}
+
+impl Sink {
+    #[inline]
+    pub(crate) fn send_record(&self, rec: Box<Record>) {
+        self.send(Item::Record(rec));
+    }
+
+    #[inline]
+    pub(crate) fn send(&self, item: Item) {
+        if self.tx.try_send(item).is_err() {
+            self.counters.dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Batch and queue settings.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchSettings {
+    pub(crate) max_queue_size: usize,
+    pub(crate) max_export_batch_size: usize,
+    pub(crate) scheduled_delay: Duration,
+    pub(crate) export_timeout: Duration,
+}
+
+type BoxFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
+
+/// An object-safe [`SpanExporter`], so any SDK exporter can sit in the pipeline.
+pub(crate) trait DynExporter: Send + fmt::Debug {
+    fn export(&self, batch: Vec<SpanData>) -> BoxFuture<'_>;
+    fn force_flush(&self) -> OTelSdkResult;
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult;
+    fn set_resource(&mut self, resource: &Resource);
+}
+
+impl<T: SpanExporter + 'static> DynExporter for T {
+    fn export(&self, batch: Vec<SpanData>) -> BoxFuture<'_> {
+        Box::pin(SpanExporter::export(self, batch))
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        SpanExporter::force_flush(self)
+    }
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        SpanExporter::shutdown_with_timeout(self, timeout)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        SpanExporter::set_resource(self, resource)
+    }
+}
+
+enum Control {
+    Flush(Sender<()>),
+    Shutdown(Sender<()>),
+}
+
+/// The application's handle on the worker: flush, shut down, read counters.
+#[derive(Debug)]
+pub(crate) struct Handle {
+    ctrl: Sender<Control>,
+    tx: Sender<Item>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the worker thread. `rt` runs the exporters' async I/O on that thread.
+pub(crate) fn start(
+    mut exporters: Vec<Box<dyn DynExporter>>,
+    resource: &Resource,
+    settings: BatchSettings,
+    rt: tokio::runtime::Runtime,
+) -> Result<(Sink, Handle), Error> {
+    for e in &mut exporters {
+        e.set_resource(resource);
+    }
+    let (tx, rx) = bounded(settings.max_queue_size);
+    let (ctrl_tx, ctrl_rx) = bounded(16);
+    let counters = Arc::new(Counters::default());
+    let worker = Worker {
+        rx,
+        ctrl: ctrl_rx,
+        batch: Vec::with_capacity(settings.max_export_batch_size),
+        exporters,
+        scope: InstrumentationScope::builder(semconv::SCOPE_NAME)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+        settings,
+        counters: counters.clone(),
+        rt,
+        last_report: None,
+        reported_dropped: 0,
+    };
+    let thread = std::thread::Builder::new()
+        .name("tracing-llm-export".into())
+        .spawn(move || worker.run())
+        .map_err(|e| Error::Exporter(format!("cannot start the export thread: {e}")))?;
+    let sink = Sink {
+        tx: tx.clone(),
+        counters: counters.clone(),
+    };
+    Ok((
+        sink,
+        Handle {
+            ctrl: ctrl_tx,
+            tx,
+            counters,
+            thread: Some(thread),
+        },
+    ))
+}
+
+impl Handle {
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            queued: self.tx.len() as u64,
+            exported: self.counters.exported.load(Relaxed),
+            dropped: self.counters.dropped.load(Relaxed),
+            failed: self.counters.failed.load(Relaxed),
+        }
+    }
+
+    fn request(&self, make: fn(Sender<()>) -> Control, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let (ack_tx, ack_rx) = bounded(1);
+        self.ctrl
+            .send_timeout(make(ack_tx), timeout)
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(_) => Error::Timeout(timeout),
+                crossbeam_channel::SendTimeoutError::Disconnected(_) => Error::ShutDown,
+            })?;
+        ack_rx.recv_deadline(deadline).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Timeout => Error::Timeout(timeout),
+            crossbeam_channel::RecvTimeoutError::Disconnected => Error::ShutDown,
+        })
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.thread.is_some()
+    }
+
+    pub(crate) fn force_flush(&self, timeout: Duration) -> Result<(), Error> {
+        self.request(Control::Flush, timeout)
+    }
+
+    /// Exports what is queued and stops the worker, waiting at most `timeout`.
+    /// A worker stuck on an unresponsive collector is left to finish alone.
+    pub(crate) fn shutdown(&mut self, timeout: Duration) -> Result<(), Error> {
+        let Some(thread) = self.thread.take() else {
+            return Err(Error::ShutDown);
+        };
+        self.request(Control::Shutdown, timeout)?;
+        let _ = thread.join();
+        Ok(())
+    }
+}
+
+struct Worker {
+    rx: Receiver<Item>,
+    ctrl: Receiver<Control>,
+    batch: Vec<SpanData>,
+    exporters: Vec<Box<dyn DynExporter>>,
+    scope: InstrumentationScope,
+    settings: BatchSettings,
+    counters: Arc<Counters>,
+    rt: tokio::runtime::Runtime,
+    last_report: Option<Instant>,
+    reported_dropped: u64,
+}
+
+/// One line on stderr at most every 10 seconds: problems are visible without flooding.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+impl Worker {
+    fn run(mut self) {
+        // Nothing the exporters do (tonic, hyper, reqwest…) may be traced by the layer.
+        suppress_current_thread();
+        let _otel = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let mut deadline = Instant::now() + self.settings.scheduled_delay;
+        loop {
+            select! {
+                recv(self.rx) -> item => match item {
+                    Ok(item) => {
+                        self.push(item);
+                        if self.batch.len() >= self.settings.max_export_batch_size {
+                            self.export();
+                            deadline = Instant::now() + self.settings.scheduled_delay;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(self.ctrl) -> msg => match msg {
+                    Ok(Control::Flush(ack)) => {
+                        self.drain();
+                        for e in &self.exporters {
+                            let _ = e.force_flush();
+                        }
+                        let _ = ack.send(());
+                    }
+                    Ok(Control::Shutdown(ack)) => {
+                        self.finish();
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Err(_) => break,
+                },
+                default(deadline.saturating_duration_since(Instant::now())) => {
+                    self.export();
+                    self.report_drops();
+                    deadline = Instant::now() + self.settings.scheduled_delay;
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        self.drain();
+        self.report_drops();
+        for e in &self.exporters {
+            let _ = e.shutdown(self.settings.export_timeout);
+        }
+    }
+
+    /// Exports everything queued now; spans that arrive meanwhile wait for the next round.
+    fn drain(&mut self) {
+        for _ in 0..self.rx.len() {
+            match self.rx.try_recv() {
+                Ok(item) => {
+                    self.push(item);
+                    if self.batch.len() >= self.settings.max_export_batch_size {
+                        self.export();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        self.export();
+    }
+
+    fn push(&mut self, item: Item) {
+        let span = match item {
+            Item::Record(rec) => to_span_data(*rec, &self.scope),
+            Item::Sdk(span) => *span,
+        };
+        self.batch.push(span);
+    }
+
+    fn export(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Vec::with_capacity(self.settings.max_export_batch_size),
+        );
+        let n = batch.len() as u64;
+        let mut failure = None;
+        let last = self.exporters.len().saturating_sub(1);
+        let mut batch = Some(batch);
+        for (i, exporter) in self.exporters.iter().enumerate() {
+            let spans = if i == last {
+                batch.take().unwrap_or_default()
+            } else {
+                batch.clone().unwrap_or_default()
+            };
+            let timeout = self.settings.export_timeout;
+            let result = self
+                .rt
+                .block_on(async { tokio::time::timeout(timeout, exporter.export(spans)).await });
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(e.to_string()),
+                Err(_) => failure = Some(format!("no answer within {timeout:?}")),
+            }
+        }
+        match failure {
+            None => self.counters.exported.fetch_add(n, Relaxed),
+            Some(reason) => {
+                self.report(&format!("export of {n} spans failed: {reason}"));
+                self.counters.failed.fetch_add(n, Relaxed)
+            }
+        };
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.counters.dropped.load(Relaxed);
+        if dropped > self.reported_dropped {
+            let new = dropped - self.reported_dropped;
+            if self.report(&format!(
+                "export queue full: dropped {new} spans ({dropped} in all)"
+            )) {
+                self.reported_dropped = dropped;
+            }
+        }
+    }
+
+    /// Prints one line unless another was printed in the last [`REPORT_EVERY`].
+    fn report(&mut self, message: &str) -> bool {
+        let now = Instant::now();
+        if self
+            .last_report
+            .is_some_and(|t| now.duration_since(t) < REPORT_EVERY)
+        {
+            return false;
+        }
+        self.last_report = Some(now);
+        // A closed stderr must not take the worker down.
+        let _ = writeln!(std::io::stderr(), "tracing-llm: {message}");
+        true
+    }
+}
+
+pub(crate) fn to_span_data(rec: Record, scope: &InstrumentationScope) -> SpanData {
+    let Record {
+        cx,
+        mut meta,
+        start,
+        end,
+        attrs,
+        events,
+        links,
+    } = rec;
+    let status = meta.status();
+    let mut span_events = SpanEvents::default();
+    span_events.events = events;
+    let mut span_links = SpanLinks::default();
+    span_links.links = links;
+    SpanData {
+        span_context: SpanContext::new(
+            cx.trace_id,
+            cx.span_id,
+            TraceFlags::SAMPLED,
+            false,
+            cx.trace_state,
+        ),
+        parent_span_id: cx.parent_id,
+        parent_span_is_remote: cx.parent_remote,
+        span_kind: meta.kind,
+        name: meta.name,
+        start_time: start,
+        end_time: end,
+        attributes: attrs,
+        dropped_attributes_count: 0,
+        events: span_events,
+        links: span_links,
+        status,
+        instrumentation_scope: scope.clone(),
+    }
+}

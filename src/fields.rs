@@ -1,0 +1,397 @@
+//! Per-callsite field plans and the visitors that apply them.
+//!
+//! What a field means depends only on its callsite, so it is decided once per
+//! callsite ([`FieldPlan`]) and looked up by field index while visiting. No
+//! field name is compared per span.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{OnceLock, RwLock};
+
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+use tracing_core::field::{Field, Visit};
+use tracing_core::Metadata;
+
+use crate::semconv;
+
+/// What the layer does with one field of a callsite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// An attribute under the field's own name.
+    Attr,
+    /// `otel.name`: the span name.
+    OtelName,
+    /// `otel.kind`: the span kind.
+    OtelKind,
+    /// `otel.status_code`: `ok`, `error` or `unset`.
+    OtelStatusCode,
+    /// `otel.status_description`.
+    OtelStatusDescription,
+    /// An event's `message`: the span event's name.
+    Message,
+}
+
+/// The compiled meaning of every field of one callsite.
+#[derive(Debug)]
+pub(crate) struct FieldPlan {
+    roles: Box<[Role]>,
+    /// The callsite belongs to the export path's own network stack.
+    pub(crate) ignored: bool,
+}
+
+/// Targets of the crates the exporter runs on. Their spans and events are
+/// never recorded, whatever filter the user installs, so exporting can never
+/// feed itself.
+const EXPORT_PATH_TARGETS: &[&str] = &[
+    "tonic",
+    "tonic_prost",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tower",
+    "reqwest",
+    "rustls",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry_http",
+    "tracing_llm::export",
+];
+
+fn is_export_path(target: &str) -> bool {
+    EXPORT_PATH_TARGETS.iter().any(|t| {
+        target.starts_with(t) && (target.len() == t.len() || target[t.len()..].starts_with("::"))
+    })
+}
+
+impl FieldPlan {
+    fn compile(meta: &Metadata<'_>) -> FieldPlan {
+        let roles = meta
+            .fields()
+            .iter()
+            .map(|f| match f.name() {
+                semconv::OTEL_NAME => Role::OtelName,
+                semconv::OTEL_KIND => Role::OtelKind,
+                semconv::OTEL_STATUS_CODE => Role::OtelStatusCode,
+                semconv::OTEL_STATUS_DESCRIPTION => Role::OtelStatusDescription,
+                "message" if meta.is_event() => Role::Message,
+                _ => Role::Attr,
+            })
+            .collect();
+        FieldPlan {
+            roles,
+            ignored: is_export_path(meta.target()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn role(&self, field: &Field) -> Role {
+        self.roles.get(field.index()).copied().unwrap_or(Role::Attr)
+    }
+}
+
+/// Hashes the address of a `&'static Metadata`: already unique, so no mixing.
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        // Metadata is at least 8-byte aligned; drop the zero bits.
+        self.0 = (n as u64) >> 3;
+    }
+}
+
+type PlanMap = HashMap<usize, &'static FieldPlan, BuildHasherDefault<AddrHasher>>;
+
+fn plans() -> &'static RwLock<PlanMap> {
+    static PLANS: OnceLock<RwLock<PlanMap>> = OnceLock::new();
+    PLANS.get_or_init(Default::default)
+}
+
+/// The plan of a callsite, compiled on first use. Plans live as long as the
+/// process, like the callsites they describe.
+pub(crate) fn plan_for(meta: &'static Metadata<'static>) -> &'static FieldPlan {
+    let key = meta as *const Metadata<'static> as usize;
+    if let Some(plan) = plans().read().ok().and_then(|m| m.get(&key).copied()) {
+        return plan;
+    }
+    let mut map = match plans().write() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(key)
+        .or_insert_with(|| Box::leak(Box::new(FieldPlan::compile(meta))))
+}
+
+// === values ===
+
+pub(crate) fn u64_value(v: u64) -> Value {
+    match i64::try_from(v) {
+        Ok(i) => Value::I64(i),
+        Err(_) => Value::String(v.to_string().into()),
+    }
+}
+
+pub(crate) fn parse_kind(s: &str) -> Option<SpanKind> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "client" => SpanKind::Client,
+        "server" => SpanKind::Server,
+        "producer" => SpanKind::Producer,
+        "consumer" => SpanKind::Consumer,
+        "internal" => SpanKind::Internal,
+        _ => return None,
+    })
+}
+
+/// A status set explicitly, by `otel.status_code` or [`SpanExt::set_status`](crate::SpanExt::set_status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Code {
+    Unset,
+    Ok,
+    Error,
+}
+
+/// The span-level settings the `otel.*` fields control.
+#[derive(Debug)]
+pub(crate) struct SpanMeta {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: SpanKind,
+    pub(crate) code: Option<Code>,
+    pub(crate) description: Option<Cow<'static, str>>,
+    /// The first error seen in an ERROR event or `#[instrument(err)]`.
+    pub(crate) error: Option<Cow<'static, str>>,
+}
+
+impl SpanMeta {
+    pub(crate) fn new(name: &'static str) -> SpanMeta {
+        SpanMeta {
+            name: Cow::Borrowed(name),
+            kind: SpanKind::Internal,
+            code: None,
+            description: None,
+            error: None,
+        }
+    }
+
+    pub(crate) fn set_error(&mut self, description: impl Into<Cow<'static, str>>) {
+        if self.error.is_none() {
+            self.error = Some(description.into());
+        }
+    }
+
+    /// The final status. An explicit `Ok` is final, as the OpenTelemetry
+    /// specification asks; otherwise any error makes the span an error.
+    pub(crate) fn status(&mut self) -> Status {
+        match self.code {
+            Some(Code::Ok) => Status::Ok,
+            Some(Code::Error) => Status::Error {
+                description: self
+                    .description
+                    .take()
+                    .or_else(|| self.error.take())
+                    .unwrap_or_default(),
+            },
+            _ => match self.error.take() {
+                Some(e) => Status::Error {
+                    description: self.description.take().unwrap_or(e),
+                },
+                None => Status::Unset,
+            },
+        }
+    }
+
+    fn set_otel(&mut self, role: Role, value: String) {
+        match role {
+            Role::OtelName => self.name = Cow::Owned(value),
+            Role::OtelKind => {
+                if let Some(kind) = parse_kind(&value) {
+                    self.kind = kind;
+                }
+            }
+            Role::OtelStatusCode => {
+                self.code = match value.to_ascii_lowercase().as_str() {
+                    "ok" => Some(Code::Ok),
+                    "error" => Some(Code::Error),
+                    "unset" => Some(Code::Unset),
+                    _ => self.code,
+                }
+            }
+            Role::OtelStatusDescription => self.description = Some(Cow::Owned(value)),
+            Role::Attr | Role::Message => {}
+        }
+    }
+}
+
+// === span visitor ===
+
+/// Writes a span's fields into its attributes and `otel.*` settings.
+pub(crate) struct SpanVisitor<'a> {
+    pub(crate) plan: &'static FieldPlan,
+    pub(crate) attrs: &'a mut Vec<KeyValue>,
+    pub(crate) meta: &'a mut SpanMeta,
+    /// `on_record` may overwrite a value set before; creation never does.
+    pub(crate) replace: bool,
+}
+
+impl SpanVisitor<'_> {
+    #[inline]
+    fn push(&mut self, key: Key, value: Value) {
+        if self.replace {
+            if let Some(kv) = self.attrs.iter_mut().find(|kv| kv.key == key) {
+                kv.value = value;
+                return;
+            }
+        }
+        self.attrs.push(KeyValue::new(key, value));
+    }
+
+    fn string(&mut self, field: &Field, value: String) {
+        match self.plan.role(field) {
+            Role::Attr | Role::Message => self.push(
+                Key::from_static_str(field.name()),
+                Value::String(StringValue::from(value)),
+            ),
+            role => self.meta.set_otel(role, value),
+        }
+    }
+}
+
+impl Visit for SpanVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(Key::from_static_str(field.name()), Value::F64(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(Key::from_static_str(field.name()), Value::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(Key::from_static_str(field.name()), u64_value(value));
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        let v = i64::try_from(value)
+            .map(Value::I64)
+            .unwrap_or_else(|_| Value::String(value.to_string().into()));
+        self.push(Key::from_static_str(field.name()), v);
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        let v = i64::try_from(value)
+            .map(Value::I64)
+            .unwrap_or_else(|_| Value::String(value.to_string().into()));
+        self.push(Key::from_static_str(field.name()), v);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(Key::from_static_str(field.name()), Value::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.string(field, value.to_owned());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let message = value.to_string();
+        self.push(
+            Key::from_static_str(semconv::EXCEPTION_MESSAGE),
+            Value::String(message.clone().into()),
+        );
+        self.string(field, message);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.string(field, format!("{value:?}"));
+    }
+}
+
+// === event visitor ===
+
+/// Collects an event's fields: its message, any error text, and the rest as attributes.
+pub(crate) struct EventVisitor {
+    pub(crate) plan: &'static FieldPlan,
+    pub(crate) message: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) attrs: Vec<KeyValue>,
+}
+
+impl EventVisitor {
+    fn string(&mut self, field: &Field, value: String) {
+        if self.plan.role(field) == Role::Message {
+            self.message = Some(value);
+            return;
+        }
+        // `#[instrument(err)]` records the error as a field named `error`.
+        if field.name() == "error" && self.error.is_none() {
+            self.error = Some(value.clone());
+        }
+        self.attrs.push(KeyValue::new(
+            Key::from_static_str(field.name()),
+            Value::String(value.into()),
+        ));
+    }
+}
+
+impl Visit for EventVisitor {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.attrs
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attrs
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.attrs.push(KeyValue::new(
+            Key::from_static_str(field.name()),
+            u64_value(value),
+        ));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attrs
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.string(field, value.to_owned());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let message = value.to_string();
+        if self.error.is_none() {
+            self.error = Some(message.clone());
+        }
+        self.attrs.push(KeyValue::new(
+            Key::from_static_str(field.name()),
+            Value::String(message.into()),
+        ));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.string(field, format!("{value:?}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_path_targets_match_whole_crate_names() {
+        assert!(is_export_path("hyper"));
+        assert!(is_export_path("hyper_util::client::legacy"));
+        assert!(is_export_path("h2::codec"));
+        assert!(!is_export_path("tower_http::trace"));
+        assert!(!is_export_path("hyperion"));
+        assert!(!is_export_path("my_app"));
+    }
+
+    #[test]
+    fn u64_above_i64_max_is_a_string() {
+        assert_eq!(u64_value(7), Value::I64(7));
+        assert_eq!(
+            u64_value(u64::MAX),
+            Value::String(u64::MAX.to_string().into())
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! The `tracing_subscriber::Layer` that turns `tracing` spans into OpenTelemetry spans.
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, StringValue, Value};
+use tracing_core::span::{Attributes, Id, Record as Values};
+use tracing_core::{Dispatch, Event as TracingEvent, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::export::Sink;
+use crate::fields::{plan_for, EventVisitor, SpanMeta, SpanVisitor};
+use crate::sampler::{new_span_id, new_trace_id};
+use crate::{semconv, Sampler};
+
+// === per-span state ===
+
+/// The identity of a span and its place in a trace.
+#[derive(Clone, Debug)]
+pub(crate) struct SpanCx {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent_id: SpanId,
+    pub(crate) parent_remote: bool,
+    pub(crate) sampled: bool,
+    pub(crate) trace_state: TraceState,
+}
+
+impl SpanCx {
+    pub(crate) fn span_context(&self) -> SpanContext {
+        let flags = if self.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        SpanContext::new(
+            self.trace_id,
+            self.span_id,
+            flags,
+            false,
+            self.trace_state.clone(),
+        )
+    }
+}
+
+/// Everything a recorded span carries until it is exported.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) cx: SpanCx,
+    pub(crate) meta: SpanMeta,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    pub(crate) attrs: Vec<KeyValue>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) links: Vec<Link>,
+}
+
+impl Record {
+    pub(crate) fn new(cx: SpanCx, meta: &'static Metadata<'static>, code_location: bool) -> Record {
+        let mut attrs = Vec::with_capacity(meta.fields().len() + 3);
+        if code_location {
+            push_code_location(&mut attrs, meta);
+        }
+        let now = SystemTime::now();
+        Record {
+            cx,
+            meta: SpanMeta::new(meta.name()),
+            start: now,
+            end: now,
+            attrs,
+            events: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+}
+
+fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static>) {
+    if let Some(file) = meta.file() {
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::CODE_FILE_PATH),
+            StringValue::from(file),
+        ));
+    }
+    if let Some(line) = meta.line() {
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::CODE_LINE_NUMBER),
+            i64::from(line),
+        ));
+    }
+    if let Some(module) = meta.module_path() {
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::CODE_NAMESPACE),
+            StringValue::from(module),
+        ));
+    }
+}
+
+/// The layer's state of one span, kept in the registry's extensions.
+///
+/// Unsampled spans keep only their identity, so children find their trace
+/// and headers still propagate, and nothing else is spent on them.
+#[derive(Debug)]
+pub(crate) enum SpanState {
+    Unsampled(SpanCx),
+    Sampled(Box<Record>),
+}
+
+impl SpanState {
+    pub(crate) fn cx(&self) -> &SpanCx {
+        match self {
+            SpanState::Unsampled(cx) => cx,
+            SpanState::Sampled(rec) => &rec.cx,
+        }
+    }
+}
+
+// === the layer ===
+
+/// Settings and the export queue, shared by the layer and the span extension trait.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) enabled: bool,
+    pub(crate) sampler: Sampler,
+    pub(crate) context_activation: bool,
+    pub(crate) code_location: bool,
+    /// `None` when nothing is exported (`OTEL_TRACES_EXPORTER=none`).
+    pub(crate) sink: Option<Sink>,
+}
+
+impl Shared {
+    /// Decides sampling and allocates the span's identity.
+    pub(crate) fn new_cx(&self, parent: Option<ParentCx>) -> SpanCx {
+        let (trace_id, parent_id, parent_remote, parent_sampled, trace_state) = match parent {
+            Some(p) => (
+                p.trace_id,
+                p.span_id,
+                p.remote,
+                Some(p.sampled),
+                p.trace_state,
+            ),
+            None => (
+                new_trace_id(),
+                SpanId::INVALID,
+                false,
+                None,
+                TraceState::default(),
+            ),
+        };
+        let sampled = self.sampler.should_sample(parent_sampled, trace_id);
+        SpanCx {
+            trace_id,
+            span_id: new_span_id(),
+            parent_id,
+            parent_remote,
+            sampled,
+            trace_state,
+        }
+    }
+
+    pub(crate) fn records(&self, cx: &SpanCx) -> bool {
+        cx.sampled && self.sink.is_some()
+    }
+}
+
+/// A parent's identity, local or remote.
+#[derive(Debug)]
+pub(crate) struct ParentCx {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) sampled: bool,
+    pub(crate) remote: bool,
+    pub(crate) trace_state: TraceState,
+}
+
+impl ParentCx {
+    pub(crate) fn from_local(cx: &SpanCx) -> ParentCx {
+        ParentCx {
+            trace_id: cx.trace_id,
+            span_id: cx.span_id,
+            sampled: cx.sampled,
+            remote: false,
+            trace_state: cx.trace_state.clone(),
+        }
+    }
+
+    pub(crate) fn from_span_context(sc: &SpanContext) -> Option<ParentCx> {
+        sc.is_valid().then(|| ParentCx {
+            trace_id: sc.trace_id(),
+            span_id: sc.span_id(),
+            sampled: sc.is_sampled(),
+            remote: sc.is_remote(),
+            trace_state: sc.trace_state().clone(),
+        })
+    }
+}
+
+/// Runs a closure on a span's state; found through `Dispatch::downcast_ref`
+/// so the span extension trait works whatever the subscriber's type.
+#[derive(Clone, Copy)]
+pub(crate) struct WithState(
+    #[allow(clippy::type_complexity)]
+    fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>)),
+);
+
+impl WithState {
+    pub(crate) fn with(
+        &self,
+        dispatch: &Dispatch,
+        id: &Id,
+        f: &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>),
+    ) {
+        (self.0)(dispatch, id, f)
+    }
+}
+
+fn with_state<S>(
+    dispatch: &Dispatch,
+    id: &Id,
+    f: &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>),
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let (Some(subscriber), Some(layer)) = (
+        dispatch.downcast_ref::<S>(),
+        dispatch.downcast_ref::<Layer>(),
+    ) else {
+        return;
+    };
+    let Some(span) = subscriber.span(id) else {
+        return;
+    };
+    let meta = span.metadata();
+    let mut ext = span.extensions_mut();
+    if let Some(state) = ext.get_mut::<SpanState>() {
+        f(state, &layer.shared, meta);
+    }
+}
+
+fn with_state_unset(
+    _: &Dispatch,
+    _: &Id,
+    _: &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>),
+) {
+}
+
+/// The layer: install it in a `tracing_subscriber::registry()`.
+///
+/// Built by [`Pipeline::build`](crate::PipelineBuilder::build) together with
+/// the [`Guard`](crate::Guard) that flushes it.
+pub struct Layer {
+    pub(crate) shared: Arc<Shared>,
+    with_state: WithState,
+}
+
+impl fmt::Debug for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Layer")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Layer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Layer {
+        Layer {
+            shared,
+            with_state: WithState(with_state_unset),
+        }
+    }
+}
+
+thread_local! {
+    /// Set on the export worker's thread: nothing it does is ever traced.
+    static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
+    /// OTel contexts activated by entered spans, innermost last.
+    static ACTIVE: RefCell<Vec<(u64, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+}
+
+pub(crate) fn suppress_current_thread() {
+    SUPPRESSED.with(|s| s.set(true));
+}
+
+#[inline]
+fn suppressed() -> bool {
+    SUPPRESSED.with(|s| s.get())
+}
+
+/// The nearest ancestor (or the span itself, with `include_self`) that has state.
+fn nearest_cx<S>(
+    span: &tracing_subscriber::registry::SpanRef<'_, S>,
+    include_self: bool,
+) -> Option<ParentCx>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.scope().skip(usize::from(!include_self)).find_map(|s| {
+        s.extensions()
+            .get::<SpanState>()
+            .map(|st| ParentCx::from_local(st.cx()))
+    })
+}
+
+impl<S> tracing_subscriber::Layer<S> for Layer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.with_state = WithState(with_state::<S>);
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let shared = &*self.shared;
+        if !shared.enabled || suppressed() {
+            return;
+        }
+        let meta = attrs.metadata();
+        let plan = plan_for(meta);
+        if plan.ignored {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let parent = if attrs.is_root() {
+            None
+        } else {
+            match nearest_cx(&span, false) {
+                Some(p) => Some(p),
+                // A root `tracing` span inside an active OpenTelemetry span
+                // (made through the OTel API, or a context the user attached)
+                // joins that span's trace.
+                None if attrs.is_contextual() => OtelContext::map_current(|cx| {
+                    cx.has_active_span()
+                        .then(|| ParentCx::from_span_context(cx.span().span_context()))
+                        .flatten()
+                }),
+                None => None,
+            }
+        };
+        let cx = shared.new_cx(parent);
+        let state = if shared.records(&cx) {
+            let mut rec = Box::new(Record::new(cx, meta, shared.code_location));
+            let Record {
+                attrs: out,
+                meta: span_meta,
+                ..
+            } = &mut *rec;
+            attrs.record(&mut SpanVisitor {
+                plan,
+                attrs: out,
+                meta: span_meta,
+                replace: false,
+            });
+            SpanState::Sampled(rec)
+        } else {
+            SpanState::Unsampled(cx)
+        };
+        span.extensions_mut().insert(state);
+    }
+
+    fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() {
+            let Record { attrs, meta, .. } = &mut **rec;
+            values.record(&mut SpanVisitor {
+                plan: plan_for(span.metadata()),
+                attrs,
+                meta,
+                replace: true,
+            });
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let Some(target) = ctx.span(follows).and_then(|s| nearest_cx(&s, true)) else {
+            return;
+        };
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() {
+            let flags = if target.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            let sc = SpanContext::new(
+                target.trace_id,
+                target.span_id,
+                flags,
+                false,
+                target.trace_state,
+            );
+            rec.links.push(Link::with_context(sc));
+        }
+    }
+
+    fn on_event(&self, event: &TracingEvent<'_>, ctx: Context<'_, S>) {
+        if !self.shared.enabled || suppressed() {
+            return;
+        }
+        let meta = event.metadata();
+        let plan = plan_for(meta);
+        if plan.ignored {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut ext = span.extensions_mut();
+        let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() else {
+            return;
+        };
+        let mut visitor = EventVisitor {
+            plan,
+            message: None,
+            error: None,
+            attrs: Vec::new(),
+        };
+        event.record(&mut visitor);
+        let EventVisitor {
+            message,
+            error,
+            mut attrs,
+            ..
+        } = visitor;
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::EVENT_LEVEL),
+            StringValue::from(meta.level().as_str()),
+        ));
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::EVENT_TARGET),
+            StringValue::from(meta.target()),
+        ));
+        let name: Cow<'static, str> = if *meta.level() == Level::ERROR {
+            let text = error
+                .or_else(|| message.clone())
+                .unwrap_or_else(|| meta.name().to_string());
+            rec.meta.set_error(text.clone());
+            if let (Some(m), true) = (message, attrs.iter().all(|kv| kv.key.as_str() != "message"))
+            {
+                attrs.push(KeyValue::new("message", m));
+            }
+            attrs.push(KeyValue::new(
+                Key::from_static_str(semconv::EXCEPTION_MESSAGE),
+                text,
+            ));
+            Cow::Borrowed(semconv::EXCEPTION_EVENT)
+        } else {
+            if let Some(e) = error {
+                attrs.push(KeyValue::new(
+                    Key::from_static_str(semconv::EXCEPTION_MESSAGE),
+                    e,
+                ));
+            }
+            message
+                .map(Cow::Owned)
+                .unwrap_or(Cow::Borrowed(meta.name()))
+        };
+        rec.events
+            .push(Event::new(name, SystemTime::now(), attrs, 0));
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.shared.context_activation || !self.shared.enabled {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let sc = match span.extensions().get::<SpanState>() {
+            Some(state) => state.cx().span_context(),
+            None => return,
+        };
+        let guard = OtelContext::map_current(|cx| cx.with_remote_span_context(sc)).attach();
+        ACTIVE.with(|a| a.borrow_mut().push((id.into_u64(), guard)));
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        if !self.shared.context_activation || !self.shared.enabled {
+            return;
+        }
+        let key = id.into_u64();
+        let guard = ACTIVE.with(|a| {
+            let mut a = a.borrow_mut();
+            let pos = a.iter().rposition(|(k, _)| *k == key)?;
+            Some(a.remove(pos).1)
+        });
+        drop(guard);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let state = span.extensions_mut().remove::<SpanState>();
+        if let (Some(SpanState::Sampled(mut rec)), Some(sink)) = (state, &self.shared.sink) {
+            rec.end = SystemTime::now();
+            sink.send_record(rec);
+        }
+    }
+
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<WithState>() {
+            Some(&self.with_state as *const WithState as *const ())
+        } else {
+            None
+        }
+    }
+}
+
+/// A value for [`SpanExt::set_attribute`](crate::SpanExt::set_attribute): replaces an earlier value of the key.
+pub(crate) fn set_attribute(rec: &mut Record, key: Key, value: Value) {
+    match rec.attrs.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => kv.value = value,
+        None => rec.attrs.push(KeyValue::new(key, value)),
+    }
+}

@@ -1,0 +1,555 @@
+//! The pipeline builder and the guard that flushes it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::{Context as OtelContext, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    SdkTracerProvider, Span as SdkSpan, SpanData, SpanExporter, SpanProcessor,
+};
+use opentelemetry_sdk::Resource;
+
+use crate::config::{self, *};
+use crate::export::{
+    self, console::ConsoleExporter, otlp, BatchSettings, DynExporter, Handle, Item, Sink, Stats,
+};
+use crate::layer::{Layer, Shared};
+use crate::{semconv, Error, Sampler};
+
+/// Configures and builds the [`Layer`] and its [`Guard`].
+///
+/// Every setting falls back to its environment variable (see
+/// [`config`](crate::config) for the names), then to its default. Settings made
+/// here override the environment.
+///
+/// ```no_run
+/// use tracing_subscriber::prelude::*;
+///
+/// # fn main() -> Result<(), tracing_llm::Error> {
+/// let (layer, guard) = tracing_llm::Pipeline::builder()
+///     .with_service_name("support-bot")
+///     .with_otlp_http("http://127.0.0.1:4318/v1/traces")
+///     .with_header("Authorization", "Basic …")
+///     .build()?;
+/// tracing_subscriber::registry().with(layer).init();
+/// // … the application runs; dropping `guard` flushes.
+/// # drop(guard);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Default)]
+#[must_use = "a Pipeline does nothing until `build()` is called"]
+pub struct Pipeline {
+    service_name: Option<String>,
+    resource: Vec<KeyValue>,
+    endpoint: Option<String>,
+    protocol: Option<Protocol>,
+    headers: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    compression: Option<Compression>,
+    sampler: Option<Sampler>,
+    exporters: Option<Vec<Exporter>>,
+    custom: Vec<Box<dyn DynExporter>>,
+    disabled: Option<bool>,
+    max_queue_size: Option<usize>,
+    max_export_batch_size: Option<usize>,
+    scheduled_delay: Option<Duration>,
+    shutdown_timeout: Option<Duration>,
+    no_context_activation: bool,
+    no_code_location: bool,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Pipeline")
+            .field("service_name", &self.service_name)
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &header_names)
+            .field("sampler", &self.sampler)
+            .field("exporters", &self.exporters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A builder with nothing set: environment variables and defaults apply at `build()`.
+    pub fn builder() -> Pipeline {
+        Pipeline::default()
+    }
+
+    /// A builder configured by the environment, checked now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEnv`] naming the first variable whose value is unusable.
+    pub fn from_env() -> Result<Pipeline, Error> {
+        let p = Pipeline::default();
+        p.resolve(&config::process_env)?;
+        Ok(p)
+    }
+
+    /// Sets `service.name`. By default, `OTEL_SERVICE_NAME`, then
+    /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, then `unknown_service:<executable>`.
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds a resource attribute (e.g. `deployment.environment.name`).
+    /// By default, the attributes of `OTEL_RESOURCE_ATTRIBUTES`.
+    pub fn with_resource_attribute(
+        mut self,
+        key: impl Into<opentelemetry::Key>,
+        value: impl Into<opentelemetry::Value>,
+    ) -> Self {
+        self.resource.push(KeyValue::new(key, value));
+        self
+    }
+
+    /// Exports over OTLP/gRPC to `endpoint` (e.g. `http://localhost:4317`), used as given.
+    /// By default, the endpoint and protocol come from the `OTEL_EXPORTER_OTLP_*` variables.
+    pub fn with_otlp_grpc(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self.protocol = Some(Protocol::Grpc);
+        self.exporters
+            .get_or_insert_with(Vec::new)
+            .retain(|e| *e != Exporter::Otlp);
+        self.exporters
+            .get_or_insert_with(Vec::new)
+            .push(Exporter::Otlp);
+        self
+    }
+
+    /// Exports over OTLP/HTTP with protobuf to `endpoint`, used as given (so
+    /// include the path, e.g. `http://localhost:4318/v1/traces`).
+    /// By default, the endpoint and protocol come from the `OTEL_EXPORTER_OTLP_*` variables.
+    pub fn with_otlp_http(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self.protocol = Some(Protocol::HttpProtobuf);
+        self.exporters
+            .get_or_insert_with(Vec::new)
+            .retain(|e| *e != Exporter::Otlp);
+        self.exporters
+            .get_or_insert_with(Vec::new)
+            .push(Exporter::Otlp);
+        self
+    }
+
+    /// Adds a header to every OTLP request (e.g. `Authorization`). Values are
+    /// never shown in `Debug` output or errors. By default, the headers of
+    /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_TRACES_HEADERS`;
+    /// a header set here replaces the environment's of the same name.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        config::merge_header(&mut self.headers, name.into(), value.into());
+        self
+    }
+
+    /// Sets the OTLP request timeout. By default, `OTEL_EXPORTER_OTLP_TIMEOUT`
+    /// or [`DEFAULT_TIMEOUT`](crate::config::DEFAULT_TIMEOUT) (10 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets OTLP request compression. By default, `OTEL_EXPORTER_OTLP_COMPRESSION`, or none.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// Sets the head sampler. By default, `OTEL_TRACES_SAMPLER`, or
+    /// `ParentBased(AlwaysOn)`.
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// Chooses the exporter. By default, `OTEL_TRACES_EXPORTER`; without it,
+    /// OTLP when an endpoint is configured and the console tree otherwise.
+    pub fn with_exporter(mut self, exporter: Exporter) -> Self {
+        self.exporters = Some(vec![exporter]);
+        self
+    }
+
+    /// Sends spans to any OpenTelemetry SDK exporter as well (an in-memory
+    /// exporter in tests, a vendor's exporter). When this is used and no
+    /// exporter was chosen, this exporter is the only one.
+    pub fn with_span_exporter(mut self, exporter: impl SpanExporter + 'static) -> Self {
+        self.custom.push(Box::new(exporter));
+        self
+    }
+
+    /// Turns the layer into a no-op. By default, `OTEL_SDK_DISABLED`, or `false`.
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
+        self.disabled = Some(disabled);
+        self
+    }
+
+    /// Bounds the export queue, in spans; when full, new spans are dropped and
+    /// counted. By default, `OTEL_BSP_MAX_QUEUE_SIZE` or
+    /// [`DEFAULT_MAX_QUEUE_SIZE`](crate::config::DEFAULT_MAX_QUEUE_SIZE).
+    pub fn with_max_queue_size(mut self, spans: usize) -> Self {
+        self.max_queue_size = Some(spans.max(1));
+        self
+    }
+
+    /// Sets the spans per export request. By default, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`
+    /// or [`DEFAULT_MAX_EXPORT_BATCH_SIZE`](crate::config::DEFAULT_MAX_EXPORT_BATCH_SIZE).
+    pub fn with_max_export_batch_size(mut self, spans: usize) -> Self {
+        self.max_export_batch_size = Some(spans.max(1));
+        self
+    }
+
+    /// Sets how long a partial batch waits before export. By default,
+    /// `OTEL_BSP_SCHEDULE_DELAY` or [`DEFAULT_SCHEDULE_DELAY`](crate::config::DEFAULT_SCHEDULE_DELAY).
+    pub fn with_scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = Some(delay);
+        self
+    }
+
+    /// Sets how long dropping the [`Guard`] waits for the final export.
+    /// By default, [`DEFAULT_SHUTDOWN_TIMEOUT`](crate::config::DEFAULT_SHUTDOWN_TIMEOUT).
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether entering a `tracing` span makes it the current OpenTelemetry
+    /// span, so spans made through the OpenTelemetry API become its children.
+    /// By default, `true`.
+    pub fn with_context_activation(mut self, enabled: bool) -> Self {
+        self.no_context_activation = !enabled;
+        self
+    }
+
+    /// Whether spans carry `code.file.path`, `code.line.number` and
+    /// `code.namespace`. By default, `true`.
+    pub fn with_code_location(mut self, enabled: bool) -> Self {
+        self.no_code_location = !enabled;
+        self
+    }
+
+    /// Builds the layer and starts the export worker.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEnv`] for an unusable environment value,
+    /// [`Error::InvalidConfig`] for an unusable setting, [`Error::Exporter`]
+    /// when the exporter cannot be built.
+    pub fn build(self) -> Result<(Layer, Guard), Error> {
+        let resolved = self.resolve(&config::process_env)?;
+        let Pipeline {
+            custom,
+            no_context_activation,
+            no_code_location,
+            ..
+        } = self;
+        let Resolved {
+            disabled,
+            sampler,
+            exporters,
+            otlp,
+            resource,
+            batch,
+            shutdown_timeout,
+        } = resolved;
+
+        let mut built: Vec<Box<dyn DynExporter>> = Vec::new();
+        let (sink, handle) = if disabled
+            || (exporters.iter().all(|e| *e == Exporter::None) && custom.is_empty())
+        {
+            (None, None)
+        } else {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("tracing-llm-export")
+                .build()
+                .map_err(|e| Error::Exporter(format!("cannot start the export runtime: {e}")))?;
+            let made = {
+                // tonic's channel needs a runtime to exist when it is built.
+                let _enter = rt.enter();
+                exporters.iter().try_for_each(|e| {
+                    match e {
+                        Exporter::Otlp => built.push(otlp::build(&otlp)?),
+                        Exporter::Console => built.push(Box::new(ConsoleExporter::default())),
+                        Exporter::None => {}
+                    }
+                    Ok::<(), Error>(())
+                })
+            };
+            if let Err(e) = made {
+                // Dropping a runtime inside the caller's async context would panic.
+                rt.shutdown_background();
+                return Err(e);
+            }
+            built.extend(custom);
+            let (sink, handle) = export::start(built, &resource, batch, rt)?;
+            (Some(sink), Some(handle))
+        };
+
+        let mut provider = SdkTracerProvider::builder().with_resource(resource);
+        provider = match &sink {
+            Some(sink) => provider
+                .with_sampler(sampler.to_sdk())
+                .with_span_processor(SinkProcessor(sink.clone())),
+            None => provider.with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff),
+        };
+        let shared = Arc::new(Shared {
+            enabled: !disabled,
+            sampler,
+            context_activation: !no_context_activation,
+            code_location: !no_code_location,
+            sink,
+        });
+        let guard = Guard {
+            handle,
+            provider: provider.build(),
+            shutdown_timeout,
+        };
+        Ok((Layer::new(shared), guard))
+    }
+
+    fn resolve(&self, env: Env<'_>) -> Result<Resolved, Error> {
+        let disabled = match self.disabled {
+            Some(d) => d,
+            None => parse_bool(env, OTEL_SDK_DISABLED)?.unwrap_or(false),
+        };
+        let sampler = match &self.sampler {
+            Some(s) => s.clone(),
+            None => parse_sampler(env)?.unwrap_or_default(),
+        };
+        let endpoint = match &self.endpoint {
+            Some(url) => {
+                config::validate_url(url).map_err(|reason| Error::InvalidConfig {
+                    setting: "with_otlp_grpc / with_otlp_http",
+                    reason: format!("{url:?}: {reason}"),
+                })?;
+                Some(EndpointSource::Exact(url.clone()))
+            }
+            None => parse_endpoint(env)?,
+        };
+        let exporters = match &self.exporters {
+            Some(e) => e.clone(),
+            None => match parse_exporters(env)? {
+                Some(e) => e,
+                None if !self.custom.is_empty() => Vec::new(),
+                None if endpoint.is_some() => vec![Exporter::Otlp],
+                None => vec![Exporter::Console],
+            },
+        };
+        let protocol = match self.protocol {
+            Some(p) => p,
+            None => parse_protocol(env)?
+                .or_else(|| {
+                    endpoint
+                        .as_ref()
+                        .and_then(EndpointSource::suggested_protocol)
+                })
+                .unwrap_or(if cfg!(feature = "grpc") || !cfg!(feature = "http") {
+                    Protocol::Grpc
+                } else {
+                    Protocol::HttpProtobuf
+                }),
+        };
+        let url = match (&endpoint, protocol) {
+            (Some(e), p) => e.url(p),
+            (None, Protocol::Grpc) => DEFAULT_GRPC_ENDPOINT.to_string(),
+            (None, Protocol::HttpProtobuf) => DEFAULT_HTTP_ENDPOINT.to_string(),
+        };
+        let mut headers = parse_headers(env)?;
+        for (k, v) in &self.headers {
+            merge_header(&mut headers, k.clone(), v.clone());
+        }
+        let timeout = match self.timeout {
+            Some(t) => t,
+            None => parse_millis(
+                env,
+                &[
+                    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+                    OTEL_EXPORTER_OTLP_TIMEOUT,
+                ],
+            )?
+            .unwrap_or(DEFAULT_TIMEOUT),
+        };
+        let compression = match self.compression {
+            Some(c) => c,
+            None => parse_compression(env)?.unwrap_or_default(),
+        };
+        let batch = BatchSettings {
+            max_queue_size: pick(
+                self.max_queue_size,
+                parse_count(env, OTEL_BSP_MAX_QUEUE_SIZE)?,
+                DEFAULT_MAX_QUEUE_SIZE,
+            ),
+            max_export_batch_size: pick(
+                self.max_export_batch_size,
+                parse_count(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE)?,
+                DEFAULT_MAX_EXPORT_BATCH_SIZE,
+            ),
+            scheduled_delay: pick(
+                self.scheduled_delay,
+                parse_millis(env, &[OTEL_BSP_SCHEDULE_DELAY])?,
+                DEFAULT_SCHEDULE_DELAY,
+            ),
+            // The transport enforces `timeout`; this outer bound only catches an exporter that ignores it.
+            export_timeout: timeout + Duration::from_secs(1),
+        };
+        Ok(Resolved {
+            disabled,
+            sampler,
+            exporters,
+            otlp: otlp::OtlpSettings {
+                protocol,
+                endpoint: url,
+                headers,
+                timeout,
+                compression,
+            },
+            resource: self.resource(env)?,
+            batch,
+            shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+        })
+    }
+
+    fn resource(&self, env: Env<'_>) -> Result<Resource, Error> {
+        let mut attrs: Vec<KeyValue> = parse_resource(env)?
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect();
+        attrs.extend(self.resource.iter().cloned());
+        let service = match &self.service_name {
+            Some(s) => Some(s.clone()),
+            None => attrs
+                .iter()
+                .rev()
+                .find(|kv| kv.key.as_str() == semconv::SERVICE_NAME)
+                .map(|kv| kv.value.to_string()),
+        };
+        let service = service.unwrap_or_else(|| {
+            let exe = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            format!("unknown_service:{}", exe.unwrap_or_default())
+        });
+        attrs.retain(|kv| kv.key.as_str() != semconv::SERVICE_NAME);
+        attrs.push(KeyValue::new(semconv::SERVICE_NAME, service));
+        attrs.push(KeyValue::new(
+            semconv::TELEMETRY_SDK_NAME,
+            semconv::SCOPE_NAME,
+        ));
+        attrs.push(KeyValue::new(semconv::TELEMETRY_SDK_LANGUAGE, "rust"));
+        attrs.push(KeyValue::new(
+            semconv::TELEMETRY_SDK_VERSION,
+            env!("CARGO_PKG_VERSION"),
+        ));
+        Ok(Resource::builder_empty().with_attributes(attrs).build())
+    }
+}
+
+fn pick<T>(builder: Option<T>, env: Option<T>, default: T) -> T {
+    builder.or(env).unwrap_or(default)
+}
+
+struct Resolved {
+    disabled: bool,
+    sampler: Sampler,
+    exporters: Vec<Exporter>,
+    otlp: otlp::OtlpSettings,
+    resource: Resource,
+    batch: BatchSettings,
+    shutdown_timeout: Duration,
+}
+
+/// Feeds spans made through the OpenTelemetry API into the same queue.
+#[derive(Debug)]
+struct SinkProcessor(Sink);
+
+impl SpanProcessor for SinkProcessor {
+    fn on_start(&self, _span: &mut SdkSpan, _cx: &OtelContext) {}
+    fn on_end(&self, span: SpanData) {
+        self.0.send(Item::Sdk(Box::new(span)));
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+// === impl Guard ===
+
+/// Keeps the export pipeline running; dropping it flushes and shuts down,
+/// waiting at most the shutdown timeout (5 s by default).
+///
+/// Hold it in `main` for the life of the application.
+#[must_use = "dropping the guard shuts the pipeline down: bind it with `let _guard = …`"]
+pub struct Guard {
+    handle: Option<Handle>,
+    provider: SdkTracerProvider,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("running", &self.handle.is_some())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Guard {
+    /// A tracer provider whose spans go through the same pipeline; spans it
+    /// makes inside an entered `tracing` span become that span's children.
+    /// [`try_init`](crate::try_init) installs it as the global provider.
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    /// Export counters: queued, exported, dropped, failed.
+    pub fn stats(&self) -> Stats {
+        self.handle.as_ref().map(Handle::stats).unwrap_or_default()
+    }
+
+    /// Exports every span finished so far, waiting at most the shutdown timeout.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the export did not finish in time.
+    pub fn force_flush(&self) -> Result<(), Error> {
+        match &self.handle {
+            Some(h) => h.force_flush(self.shutdown_timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes and stops the pipeline, waiting at most the shutdown timeout.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the final export did not finish in time; the
+    /// worker then finishes in the background.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        let _ = self.provider.shutdown();
+        match self.handle.as_mut() {
+            Some(h) => h.shutdown(self.shutdown_timeout),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.handle.as_ref().is_some_and(|h| h.is_running()) {
+            if let Err(e) = self.stop() {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "tracing-llm: shutdown: {e}");
+            }
+        }
+    }
+}

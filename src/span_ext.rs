@@ -1,0 +1,230 @@
+//! Reading and changing a span's OpenTelemetry side after it was created.
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, Status, TraceContextExt, TraceId};
+use opentelemetry::{Context as OtelContext, Key, Value};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+use crate::fields::Code;
+use crate::layer::{set_attribute, ParentCx, Record, SpanState, WithState};
+use crate::Error;
+
+/// OpenTelemetry operations on any `tracing::Span`, including spans made by
+/// `#[instrument]`.
+///
+/// Every method is a no-op on a span the layer does not see (disabled, filtered
+/// out, or no [`Layer`](crate::Layer) installed).
+///
+/// ```
+/// use tracing_llm::SpanExt;
+///
+/// #[tracing::instrument]
+/// fn handle(traceparent: &str) {
+///     // Continue the caller's trace, even though `#[instrument]` made the span.
+///     let _ = tracing::Span::current().set_parent_from_traceparent(traceparent);
+///     let headers = tracing::Span::current().trace_headers();
+///     // … send `headers` with the next outgoing request.
+/// #   let _ = headers;
+/// }
+/// # handle("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// ```
+pub trait SpanExt {
+    /// Makes `cx`'s active span this span's parent: the span joins that
+    /// trace, and takes its sampling decision when the sampler is parent-based.
+    ///
+    /// Call it before creating children: children made earlier keep the old trace.
+    /// A span that was not sampled and becomes sampled keeps its name and the
+    /// fields recorded from now on; the fields given at creation were not kept.
+    fn set_parent(&self, cx: &OtelContext);
+
+    /// [`set_parent`](SpanExt::set_parent) from a W3C `traceparent` header value.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTraceparent`] when the value is not a valid `traceparent`.
+    fn set_parent_from_traceparent(&self, traceparent: &str) -> Result<(), Error>;
+
+    /// [`set_parent`](SpanExt::set_parent) from carrier headers
+    /// (`traceparent` and `tracestate`), as an HTTP server receives them.
+    /// Does nothing if they hold no valid context.
+    fn set_parent_from_headers(&self, headers: &dyn Extractor);
+
+    /// This span's OpenTelemetry span context (trace id, span id, sampled flag).
+    fn span_context(&self) -> Option<SpanContext>;
+
+    /// This span's trace id.
+    fn trace_id(&self) -> Option<TraceId> {
+        self.span_context().map(|sc| sc.trace_id())
+    }
+
+    /// An OpenTelemetry [`Context`](OtelContext) whose active span is this span,
+    /// for OpenTelemetry APIs and propagators.
+    fn context(&self) -> OtelContext {
+        match self.span_context() {
+            Some(sc) => OtelContext::new().with_remote_span_context(sc),
+            None => OtelContext::new(),
+        }
+    }
+
+    /// Writes `traceparent` (and `tracestate`, if any) for this span into `injector`.
+    fn inject_context(&self, injector: &mut dyn Injector) {
+        TraceContextPropagator::new().inject_context(&self.context(), injector);
+    }
+
+    /// The `traceparent` / `tracestate` headers for this span, ready to send.
+    fn trace_headers(&self) -> HashMap<String, String> {
+        let mut headers = HashMap::new();
+        self.inject_context(&mut headers);
+        headers
+    }
+
+    /// Sets (or replaces) an attribute, typed, after the span was created.
+    fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>);
+
+    /// Sets the span's status. `Ok` is final; `Error` carries a description.
+    fn set_status(&self, status: Status);
+
+    /// Adds a link to another span, e.g. the message that caused this work.
+    fn add_link(&self, span_context: SpanContext);
+}
+
+fn with_state(
+    span: &tracing::Span,
+    f: &mut dyn FnMut(&mut SpanState, &crate::layer::Shared, &'static tracing::Metadata<'static>),
+) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(w) = dispatch.downcast_ref::<WithState>() {
+            w.with(dispatch, id, f);
+        }
+    });
+}
+
+fn with_record(span: &tracing::Span, f: &mut dyn FnMut(&mut Record)) {
+    with_state(span, &mut |state, _, _| {
+        if let SpanState::Sampled(rec) = state {
+            f(rec);
+        }
+    });
+}
+
+/// Parses `00-<trace id>-<span id>-<flags>` into a remote span context.
+pub(crate) fn parse_traceparent(value: &str) -> Result<SpanContext, Error> {
+    let mut carrier = HashMap::new();
+    carrier.insert("traceparent".to_string(), value.trim().to_string());
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        Ok(sc)
+    } else {
+        Err(Error::InvalidTraceparent(value.to_string()))
+    }
+}
+
+impl SpanExt for tracing::Span {
+    fn set_parent(&self, cx: &OtelContext) {
+        let Some(parent) = ParentCx::from_span_context(cx.span().span_context()) else {
+            return;
+        };
+        let mut parent = Some(parent);
+        with_state(self, &mut |state, shared, meta| {
+            let Some(parent) = parent.take() else { return };
+            let span_id = state.cx().span_id;
+            let mut cx = shared.new_cx(Some(parent));
+            cx.span_id = span_id;
+            match state {
+                SpanState::Sampled(rec) if shared.records(&cx) => rec.cx = cx,
+                SpanState::Sampled(_) => *state = SpanState::Unsampled(cx),
+                SpanState::Unsampled(_) if shared.records(&cx) => {
+                    *state =
+                        SpanState::Sampled(Box::new(Record::new(cx, meta, shared.code_location)))
+                }
+                SpanState::Unsampled(old) => *old = cx,
+            }
+        });
+    }
+
+    fn set_parent_from_traceparent(&self, traceparent: &str) -> Result<(), Error> {
+        let sc = parse_traceparent(traceparent)?;
+        self.set_parent(&OtelContext::new().with_remote_span_context(sc));
+        Ok(())
+    }
+
+    fn set_parent_from_headers(&self, headers: &dyn Extractor) {
+        let cx = TraceContextPropagator::new().extract(&ExtractorRef(headers));
+        self.set_parent(&cx);
+    }
+
+    fn span_context(&self) -> Option<SpanContext> {
+        let mut out = None;
+        with_state(self, &mut |state, _, _| {
+            out = Some(state.cx().span_context())
+        });
+        out
+    }
+
+    fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
+        let mut kv = Some((key.into(), value.into()));
+        with_record(self, &mut |rec| {
+            if let Some((k, v)) = kv.take() {
+                set_attribute(rec, k, v);
+            }
+        });
+    }
+
+    fn set_status(&self, status: Status) {
+        let mut status = Some(status);
+        with_record(self, &mut |rec| match status.take() {
+            Some(Status::Ok) => rec.meta.code = Some(Code::Ok),
+            Some(Status::Unset) => rec.meta.code = Some(Code::Unset),
+            Some(Status::Error { description }) => {
+                rec.meta.code = Some(Code::Error);
+                if !description.is_empty() {
+                    rec.meta.description = Some(description);
+                }
+            }
+            None => {}
+        });
+    }
+
+    fn add_link(&self, span_context: SpanContext) {
+        let mut sc = Some(span_context);
+        with_record(self, &mut |rec| {
+            if let Some(sc) = sc.take() {
+                rec.links.push(opentelemetry::trace::Link::with_context(sc));
+            }
+        });
+    }
+}
+
+/// Lets a `&dyn Extractor` be passed where `impl Extractor` is expected.
+struct ExtractorRef<'a>(&'a dyn Extractor);
+
+impl Extractor for ExtractorRef<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key)
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_parsing() {
+        let sc =
+            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(sc.is_sampled() && sc.is_remote());
+        assert!(parse_traceparent("garbage").is_err());
+        assert!(
+            parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_err()
+        );
+    }
+}
