@@ -330,17 +330,24 @@ where
         let parent = if attrs.is_root() {
             None
         } else {
-            match nearest_cx(&span, false) {
-                Some(p) => Some(p),
-                // A root `tracing` span inside an active OpenTelemetry span
-                // (made through the OTel API, or a context the user attached)
-                // joins that span's trace.
-                None if attrs.is_contextual() => OtelContext::map_current(|cx| {
+            let local = nearest_cx(&span, false);
+            if attrs.is_contextual() && (local.is_none() || shared.context_activation) {
+                // A span made through the OpenTelemetry API (or a context the
+                // user attached) inside the current `tracing` span is the
+                // innermost parent; the entered span's own activated context
+                // carries the same span id as `local`.
+                let otel = OtelContext::map_current(|cx| {
                     cx.has_active_span()
                         .then(|| ParentCx::from_span_context(cx.span().span_context()))
                         .flatten()
-                }),
-                None => None,
+                });
+                match (local, otel) {
+                    (Some(l), Some(o)) if o.span_id == l.span_id => Some(l),
+                    (_, Some(o)) => Some(o),
+                    (l, None) => l,
+                }
+            } else {
+                local
             }
         };
         let cx = shared.new_cx(parent);

@@ -1,0 +1,341 @@
+//! Real OTLP receivers on 127.0.0.1 for the integration tests: a tonic gRPC
+//! `TraceService` and an HTTP `/v1/traces` endpoint, both decoding protobuf.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+/// One export request as it arrived.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub path: String,
+    /// Header names lowercased.
+    pub headers: HashMap<String, String>,
+    pub request: ExportTraceServiceRequest,
+}
+
+impl Request {
+    pub fn gzip(&self) -> bool {
+        self.headers
+            .get("content-encoding")
+            .or_else(|| self.headers.get("grpc-encoding"))
+            .is_some_and(|v| v == "gzip")
+    }
+}
+
+/// A received span with its resource.
+#[derive(Clone, Debug)]
+pub struct Got {
+    pub span: Span,
+    pub resource: Vec<KeyValue>,
+    pub scope: String,
+}
+
+fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attrs
+        .iter()
+        .rev()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+impl Got {
+    pub fn name(&self) -> &str {
+        &self.span.name
+    }
+    pub fn attr(&self, key: &str) -> Option<&Value> {
+        find(&self.span.attributes, key)
+    }
+    pub fn str_attr(&self, key: &str) -> Option<&str> {
+        match self.attr(key) {
+            Some(Value::StringValue(s)) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn resource_attr(&self, key: &str) -> Option<&Value> {
+        find(&self.resource, key)
+    }
+    pub fn trace_id(&self) -> String {
+        hex(&self.span.trace_id)
+    }
+    pub fn span_id(&self) -> String {
+        hex(&self.span.span_id)
+    }
+    pub fn parent_id(&self) -> String {
+        hex(&self.span.parent_span_id)
+    }
+    pub fn is_child_of(&self, parent: &Got) -> bool {
+        self.span.parent_span_id == parent.span.span_id
+            && self.span.trace_id == parent.span.trace_id
+    }
+    pub fn event_attr<'a>(
+        event: &'a opentelemetry_proto::tonic::trace::v1::span::Event,
+        key: &str,
+    ) -> Option<&'a Value> {
+        find(&event.attributes, key)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Default)]
+struct Store {
+    requests: Vec<Request>,
+}
+
+/// A receiver running on its own thread and runtime; stops when dropped.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    store: Arc<Mutex<Store>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// `http://127.0.0.1:<port>`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.store.lock().unwrap().requests.clone()
+    }
+
+    pub fn spans(&self) -> Vec<Got> {
+        let mut out = Vec::new();
+        for req in self.requests() {
+            for rs in req.request.resource_spans {
+                let resource = rs.resource.map(|r| r.attributes).unwrap_or_default();
+                for ss in rs.scope_spans {
+                    let scope = ss.scope.map(|s| s.name).unwrap_or_default();
+                    for span in ss.spans {
+                        out.push(Got {
+                            span,
+                            resource: resource.clone(),
+                            scope: scope.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until at least `n` spans arrived, or `timeout` passed.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Got> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let spans = self.spans();
+            if spans.len() >= n || Instant::now() >= deadline {
+                return spans;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn span(&self, name: &str) -> Got {
+        let spans = self.spans();
+        spans
+            .iter()
+            .find(|s| s.name() == name)
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no span named {name:?}; got {:?}",
+                    spans.iter().map(Got::name).collect::<Vec<_>>()
+                )
+            })
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn_server<F, Fut>(serve: F) -> Receiver
+where
+    F: FnOnce(
+            tokio::net::TcpListener,
+            Arc<Mutex<Store>>,
+            tokio::sync::oneshot::Receiver<()>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let store = Arc::new(Mutex::new(Store::default()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let s = store.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            serve(listener, s, stop_rx).await;
+        });
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("receiver did not start");
+    Receiver {
+        addr,
+        store,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+// === gRPC ===
+
+struct Grpc(Arc<Mutex<Store>>);
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let headers = request.metadata().clone().into_headers();
+        let headers = headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let request = request.into_inner();
+        self.0.lock().unwrap().requests.push(Request {
+            path: String::new(),
+            headers,
+            request,
+        });
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// A gRPC OTLP receiver (accepts gzip).
+pub fn grpc_receiver() -> Receiver {
+    spawn_server(|listener, store, stop| async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let service = TraceServiceServer::new(Grpc(store))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop.await;
+            })
+            .await;
+    })
+}
+
+// === HTTP ===
+
+/// An HTTP/protobuf OTLP receiver on any path (the path is recorded).
+pub fn http_receiver() -> Receiver {
+    spawn_server(|listener, store, mut stop| async move {
+        loop {
+            let conn = tokio::select! {
+                c = listener.accept() => c,
+                _ = &mut stop => return,
+            };
+            let Ok((stream, _)) = conn else { continue };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle_http(req, store.clone()));
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    })
+}
+
+async fn handle_http(
+    req: hyper::Request<hyper::body::Incoming>,
+    store: Arc<Mutex<Store>>,
+) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+    let path = req.uri().path().to_string();
+    let headers: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body = if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .expect("gzip body");
+        out
+    } else {
+        body.to_vec()
+    };
+    let reply = |status: u16, body: Vec<u8>| {
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", "application/x-protobuf")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap()
+    };
+    match ExportTraceServiceRequest::decode(&body[..]) {
+        Ok(request) => {
+            store.lock().unwrap().requests.push(Request {
+                path,
+                headers,
+                request,
+            });
+            Ok(reply(
+                200,
+                ExportTraceServiceResponse {
+                    partial_success: None,
+                }
+                .encode_to_vec(),
+            ))
+        }
+        Err(_) => Ok(reply(400, Vec::new())),
+    }
+}

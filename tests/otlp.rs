@@ -1,0 +1,454 @@
+//! Spans exported over real OTLP (gRPC and HTTP/protobuf) to receivers on
+//! 127.0.0.1, decoded from protobuf and checked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{grpc_receiver, http_receiver, Got, Receiver};
+use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
+use tracing::{info_span, instrument, Instrument};
+use tracing_llm::{semconv, Compression, Guard, Pipeline, Sampler, SpanExt};
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Grpc,
+    Http,
+}
+
+fn receiver(t: Transport) -> Receiver {
+    match t {
+        Transport::Grpc => grpc_receiver(),
+        Transport::Http => http_receiver(),
+    }
+}
+
+fn pipeline(t: Transport, rx: &Receiver) -> Pipeline {
+    let p = Pipeline::builder()
+        .with_service_name("otlp-test")
+        .with_scheduled_delay(Duration::from_millis(50))
+        .with_shutdown_timeout(Duration::from_secs(10));
+    match t {
+        Transport::Grpc => p.with_otlp_grpc(rx.base_url()),
+        Transport::Http => p.with_otlp_http(format!("{}/v1/traces", rx.base_url())),
+    }
+}
+
+/// Runs `f` with the layer as the thread's subscriber, then shuts the pipeline down.
+fn run(p: Pipeline, f: impl FnOnce(&Guard)) {
+    let (layer, guard) = p.build().expect("pipeline builds");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || f(&guard));
+    guard.shutdown().expect("shutdown within its timeout");
+}
+
+macro_rules! both_transports {
+    ($($check:ident),* $(,)?) => {
+        mod grpc { $( #[test] fn $check() { super::$check(super::Transport::Grpc) } )* }
+        mod http { $( #[test] fn $check() { super::$check(super::Transport::Http) } )* }
+    };
+}
+
+both_transports!(
+    tree_across_sync_async_and_spawned,
+    attribute_types,
+    events_become_span_events,
+    errors_set_status_and_exception_event,
+    follows_from_becomes_link,
+    remote_parent_on_instrument_span,
+    otel_api_span_nests_under_tracing_span,
+    resource_headers_and_gzip,
+    ratio_zero_keeps_only_sampled_remote_parents,
+    otel_fields_set_name_kind_status,
+    explicit_and_root_parents,
+);
+
+#[instrument]
+fn sync_step(n: u64) {}
+
+#[instrument]
+async fn async_step() {
+    tokio::task::yield_now().await;
+    sync_step(2);
+}
+
+fn tree_across_sync_async_and_spawned(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        info_span!("root").in_scope(|| {
+            sync_step(1);
+            rt.block_on(async {
+                async_step().await;
+                let task = tokio::spawn(async { sync_step(3) }.instrument(info_span!("spawned")));
+                task.await.unwrap();
+            });
+        });
+    });
+    let spans = rx.wait_for(6, Duration::from_secs(5));
+    assert_eq!(
+        spans.len(),
+        6,
+        "{:?}",
+        spans.iter().map(Got::name).collect::<Vec<_>>()
+    );
+    let root = rx.span("root");
+    let async_step = rx.span("async_step");
+    let spawned = rx.span("spawned");
+    assert!(root.span.parent_span_id.is_empty(), "root has no parent");
+    assert!(async_step.is_child_of(&root));
+    assert!(spawned.is_child_of(&root));
+    let steps: Vec<Got> = spans
+        .iter()
+        .filter(|s| s.name() == "sync_step")
+        .cloned()
+        .collect();
+    let by_n = |n: i64| {
+        steps
+            .iter()
+            .find(|s| s.attr("n") == Some(&Value::IntValue(n)))
+            .unwrap()
+            .clone()
+    };
+    assert!(by_n(1).is_child_of(&root));
+    assert!(by_n(2).is_child_of(&async_step));
+    assert!(by_n(3).is_child_of(&spawned));
+    assert!(spans.iter().all(|s| s.trace_id() == root.trace_id()));
+    assert!(root.span.end_time_unix_nano >= root.span.start_time_unix_nano);
+    assert!(root.span.start_time_unix_nano <= async_step.span.start_time_unix_nano);
+}
+
+fn attribute_types(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let span = info_span!(
+            "typed",
+            input_tokens = 812u64,
+            huge = u64::MAX,
+            delta = -5i64,
+            temperature = 0.2f64,
+            stream = true,
+            model = "gpt-4o",
+            list = ?vec![1, 2],
+            shown = %"display",
+            output_tokens = tracing::field::Empty,
+        );
+        span.record("output_tokens", 96u64);
+        span.set_attribute("late", 7i64);
+        let _e = span.enter();
+    });
+    rx.wait_for(1, Duration::from_secs(5));
+    let s = rx.span("typed");
+    assert_eq!(s.attr("input_tokens"), Some(&Value::IntValue(812)));
+    assert_eq!(s.attr("output_tokens"), Some(&Value::IntValue(96)));
+    assert_eq!(
+        s.attr("huge"),
+        Some(&Value::StringValue(u64::MAX.to_string()))
+    );
+    assert_eq!(s.attr("delta"), Some(&Value::IntValue(-5)));
+    assert_eq!(s.attr("temperature"), Some(&Value::DoubleValue(0.2)));
+    assert_eq!(s.attr("stream"), Some(&Value::BoolValue(true)));
+    assert_eq!(s.str_attr("model"), Some("gpt-4o"));
+    assert_eq!(s.str_attr("list"), Some("[1, 2]"));
+    assert_eq!(s.str_attr("shown"), Some("display"));
+    assert_eq!(s.attr("late"), Some(&Value::IntValue(7)));
+    assert!(s
+        .str_attr(semconv::CODE_FILE_PATH)
+        .is_some_and(|f| f.ends_with("otlp.rs")));
+    assert!(matches!(s.attr(semconv::CODE_LINE_NUMBER), Some(Value::IntValue(n)) if *n > 0));
+    assert_eq!(s.span.kind, SpanKind::Internal as i32);
+}
+
+fn events_become_span_events(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        info_span!("with_events").in_scope(|| {
+            tracing::info!(answer = 42u64, "model replied");
+            tracing::warn!(retry = true, "slow");
+        });
+    });
+    rx.wait_for(1, Duration::from_secs(5));
+    let s = rx.span("with_events");
+    assert_eq!(s.span.events.len(), 2);
+    let e = &s.span.events[0];
+    assert_eq!(e.name, "model replied");
+    assert_eq!(Got::event_attr(e, "answer"), Some(&Value::IntValue(42)));
+    assert_eq!(
+        Got::event_attr(e, semconv::EVENT_LEVEL),
+        Some(&Value::StringValue("INFO".into()))
+    );
+    assert!(
+        e.time_unix_nano >= s.span.start_time_unix_nano
+            && e.time_unix_nano <= s.span.end_time_unix_nano
+    );
+    assert_eq!(s.span.events[1].name, "slow");
+    assert_eq!(
+        s.span.status.as_ref().map(|st| st.code).unwrap_or(0),
+        StatusCode::Unset as i32
+    );
+}
+
+#[derive(Debug)]
+struct ModelError;
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("rate limited by provider")
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+#[instrument(err)]
+fn call_model() -> Result<(), ModelError> {
+    Err(ModelError)
+}
+
+fn errors_set_status_and_exception_event(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let _ = call_model();
+        info_span!("logged_error").in_scope(|| tracing::error!("retrieval failed"));
+        let e = ModelError;
+        info_span!(
+            "error_field",
+            cause = &e as &(dyn std::error::Error + 'static)
+        )
+        .in_scope(|| {});
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    for (name, text) in [
+        ("call_model", "rate limited by provider"),
+        ("logged_error", "retrieval failed"),
+    ] {
+        let s = rx.span(name);
+        let status = s.span.status.clone().expect("status");
+        assert_eq!(status.code, StatusCode::Error as i32, "{name}");
+        assert_eq!(status.message, text, "{name}");
+        let ev = s
+            .span
+            .events
+            .iter()
+            .find(|e| e.name == semconv::EXCEPTION_EVENT)
+            .expect("exception event");
+        assert_eq!(
+            Got::event_attr(ev, semconv::EXCEPTION_MESSAGE),
+            Some(&Value::StringValue(text.into()))
+        );
+    }
+    let s = rx.span("error_field");
+    assert_eq!(
+        s.str_attr(semconv::EXCEPTION_MESSAGE),
+        Some("rate limited by provider")
+    );
+    assert_eq!(s.str_attr("cause"), Some("rate limited by provider"));
+}
+
+fn follows_from_becomes_link(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let cause = info_span!("enqueue");
+        let effect = info_span!(parent: None, "process");
+        effect.follows_from(&cause);
+    });
+    rx.wait_for(2, Duration::from_secs(5));
+    let cause = rx.span("enqueue");
+    let effect = rx.span("process");
+    assert_eq!(effect.span.links.len(), 1);
+    assert_eq!(effect.span.links[0].span_id, cause.span.span_id);
+    assert_eq!(effect.span.links[0].trace_id, cause.span.trace_id);
+    assert_ne!(effect.trace_id(), cause.trace_id());
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+#[instrument]
+fn handle_request(traceparent: &str) -> std::collections::HashMap<String, String> {
+    tracing::Span::current()
+        .set_parent_from_traceparent(traceparent)
+        .unwrap();
+    sync_step(9);
+    tracing::Span::current().trace_headers()
+}
+
+fn remote_parent_on_instrument_span(t: Transport) {
+    let rx = receiver(t);
+    let mut headers = Default::default();
+    run(pipeline(t, &rx), |_| headers = handle_request(TRACEPARENT));
+    rx.wait_for(2, Duration::from_secs(5));
+    let handler = rx.span("handle_request");
+    assert_eq!(handler.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(handler.parent_id(), "00f067aa0ba902b7");
+    assert!(rx.span("sync_step").is_child_of(&handler));
+    let outgoing = headers.get("traceparent").expect("traceparent header");
+    assert_eq!(
+        outgoing,
+        &format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            handler.span_id()
+        )
+    );
+}
+
+fn otel_api_span_nests_under_tracing_span(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |guard| {
+        let tracer = guard.tracer_provider().tracer("api-user");
+        info_span!("outer").in_scope(|| {
+            tracer.in_span("api-span", |cx| {
+                // A tracing span made inside an active OTel span joins it.
+                assert!(cx.span().span_context().is_valid());
+                info_span!("inner").in_scope(|| {});
+            });
+        });
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    let outer = rx.span("outer");
+    let api = rx.span("api-span");
+    assert!(
+        api.is_child_of(&outer),
+        "api span parent {} outer {}",
+        api.parent_id(),
+        outer.span_id()
+    );
+    assert_eq!(api.scope, "api-user");
+    let inner = rx.span("inner");
+    assert!(
+        inner.is_child_of(&api),
+        "inner {} api {}",
+        inner.parent_id(),
+        api.span_id()
+    );
+}
+
+fn resource_headers_and_gzip(t: Transport) {
+    let rx = receiver(t);
+    let p = pipeline(t, &rx)
+        .with_resource_attribute("deployment.environment.name", "test")
+        .with_header("authorization", "Bearer test-token")
+        .with_header("x-tenant", "acme")
+        .with_compression(Compression::Gzip);
+    run(p, |_| info_span!("compressed").in_scope(|| {}));
+    rx.wait_for(1, Duration::from_secs(5));
+    let s = rx.span("compressed");
+    assert_eq!(
+        s.resource_attr(semconv::SERVICE_NAME),
+        Some(&Value::StringValue("otlp-test".into()))
+    );
+    assert_eq!(
+        s.resource_attr("deployment.environment.name"),
+        Some(&Value::StringValue("test".into()))
+    );
+    assert_eq!(
+        s.resource_attr(semconv::TELEMETRY_SDK_LANGUAGE),
+        Some(&Value::StringValue("rust".into()))
+    );
+    assert_eq!(s.scope, semconv::SCOPE_NAME);
+    let req = &rx.requests()[0];
+    assert_eq!(
+        req.headers.get("authorization").map(String::as_str),
+        Some("Bearer test-token")
+    );
+    assert_eq!(
+        req.headers.get("x-tenant").map(String::as_str),
+        Some("acme")
+    );
+    assert!(
+        req.gzip(),
+        "request was not gzip-compressed: {:?}",
+        req.headers
+    );
+}
+
+fn ratio_zero_keeps_only_sampled_remote_parents(t: Transport) {
+    let rx = receiver(t);
+    let p =
+        pipeline(t, &rx).with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(0.0))));
+    run(p, |_| {
+        for _ in 0..20 {
+            info_span!("unsampled_root").in_scope(|| sync_step(0));
+        }
+        let _ = handle_request(TRACEPARENT);
+        let span = info_span!("continued");
+        span.set_parent_from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .unwrap();
+        span.in_scope(|| sync_step(5));
+        let unsampled = info_span!("remote_unsampled");
+        unsampled
+            .set_parent_from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")
+            .unwrap();
+        unsampled.in_scope(|| sync_step(6));
+    });
+    let spans = rx.wait_for(4, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    let spans = if spans.len() < rx.spans().len() {
+        rx.spans()
+    } else {
+        spans
+    };
+    let mut names: Vec<&str> = spans.iter().map(Got::name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["continued", "handle_request", "sync_step", "sync_step"]
+    );
+    let continued = rx.span("continued");
+    assert_eq!(continued.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+    assert!(spans
+        .iter()
+        .any(|s| s.name() == "sync_step" && s.is_child_of(&continued)));
+}
+
+fn otel_fields_set_name_kind_status(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let span = info_span!(
+            "original",
+            otel.name = "renamed",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        );
+        span.record("otel.status_code", "error");
+        span.record("otel.status_description", "upstream 503");
+        info_span!("ok_span", otel.status_code = "ok")
+            .in_scope(|| tracing::error!("ignored: Ok is final"));
+    });
+    rx.wait_for(2, Duration::from_secs(5));
+    let s = rx.span("renamed");
+    assert_eq!(s.span.kind, SpanKind::Client as i32);
+    let status = s.span.status.clone().unwrap();
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (StatusCode::Error as i32, "upstream 503")
+    );
+    assert!(
+        s.attr(semconv::OTEL_NAME).is_none(),
+        "otel.* fields are not attributes"
+    );
+    assert_eq!(
+        rx.span("ok_span").span.status.clone().unwrap().code,
+        StatusCode::Ok as i32
+    );
+}
+
+fn explicit_and_root_parents(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let a = info_span!("a");
+        let _in_a = a.enter();
+        let b = info_span!(parent: None, "b");
+        let c = info_span!(parent: &b, "c");
+        drop((b, c));
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    let (a, b, c) = (rx.span("a"), rx.span("b"), rx.span("c"));
+    assert!(b.span.parent_span_id.is_empty());
+    assert_ne!(a.trace_id(), b.trace_id());
+    assert!(c.is_child_of(&b));
+}
