@@ -1,0 +1,146 @@
+//! The examples run as a user runs them: with no environment they print the
+//! trace tree and exit 0; pointed at a receiver on 127.0.0.1 they export it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{grpc_receiver, http_receiver, Got};
+
+fn example(name: &str) -> PathBuf {
+    // Test binaries live in target/<profile>/deps; `cargo test` builds examples
+    // into target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    dir.join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn run(name: &str, env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(example(name));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run example {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+const QUICKSTART_SPANS: [&str; 6] = [
+    "answer_question",
+    "retrieve",
+    "build_prompt",
+    "audit",
+    "audit_log",
+    "call_model",
+];
+
+#[test]
+fn quickstart_prints_the_tree_with_no_environment() {
+    let out = run("quickstart", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Reset password"), "{stdout}");
+    let first = stderr
+        .lines()
+        .position(|l| l.starts_with("answer_question"))
+        .unwrap_or_else(|| panic!("no root line in:\n{stderr}"));
+    let tree: Vec<&str> = stderr.lines().skip(first).collect();
+    for name in &QUICKSTART_SPANS[1..] {
+        assert!(
+            tree.iter().any(|l| l.contains(&format!("─ {name}  "))),
+            "{name} missing from the tree:\n{stderr}"
+        );
+    }
+    assert!(
+        tree.iter()
+            .any(|l| l.contains("└─ audit_log") && l.starts_with("│")),
+        "audit_log nests under audit:\n{stderr}"
+    );
+    assert!(stderr.contains("output_tokens=20"), "{stderr}");
+}
+
+fn check_quickstart_trace(spans: &[Got]) {
+    let names: Vec<&str> = spans.iter().map(Got::name).collect();
+    for name in QUICKSTART_SPANS {
+        assert!(names.contains(&name), "{name} missing: {names:?}");
+    }
+    let by = |n: &str| spans.iter().find(|s| s.name() == n).unwrap();
+    let root = by("answer_question");
+    assert!(root.span.parent_span_id.is_empty());
+    for child in ["retrieve", "build_prompt", "audit", "call_model"] {
+        assert!(
+            by(child).is_child_of(root),
+            "{child} is not a child of the root"
+        );
+    }
+    assert!(
+        by("audit_log").is_child_of(by("audit")),
+        "the spawned task keeps its parent"
+    );
+    assert!(spans.iter().all(|s| s.trace_id() == root.trace_id()));
+}
+
+#[test]
+fn quickstart_exports_over_grpc_with_the_generic_endpoint() {
+    let rx = grpc_receiver();
+    run(
+        "quickstart",
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", rx.base_url())],
+    );
+    let spans = rx.wait_for(QUICKSTART_SPANS.len(), Duration::from_secs(5));
+    check_quickstart_trace(&spans);
+    assert_eq!(spans.len(), QUICKSTART_SPANS.len());
+}
+
+#[test]
+fn quickstart_exports_over_http_with_v1_traces_appended() {
+    let rx = http_receiver();
+    run(
+        "quickstart",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.base_url()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ("OTEL_SERVICE_NAME", "quickstart-test".into()),
+        ],
+    );
+    let spans = rx.wait_for(QUICKSTART_SPANS.len(), Duration::from_secs(5));
+    check_quickstart_trace(&spans);
+    assert!(rx.requests().iter().all(|r| r.path == "/v1/traces"));
+    assert_eq!(
+        spans[0].resource_attr("service.name"),
+        Some(
+            &opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                "quickstart-test".into()
+            )
+        )
+    );
+}
+
+#[test]
+fn bad_environment_fails_with_the_variable_named() {
+    let mut cmd = Command::new(example("quickstart"));
+    cmd.env("OTEL_TRACES_SAMPLER", "traceidratio")
+        .env("OTEL_TRACES_SAMPLER_ARG", "abc");
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("OTEL_TRACES_SAMPLER_ARG") && stderr.contains("abc"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
