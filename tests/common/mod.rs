@@ -339,3 +339,5 @@ async fn handle_http(
         Err(_) => Ok(reply(400, Vec::new())),
     }
 }
+
+pub mod traffic;
