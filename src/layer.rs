@@ -253,7 +253,7 @@ fn with_state_unset(
 
 /// The layer: install it in a `tracing_subscriber::registry()`.
 ///
-/// Built by [`Pipeline::build`](crate::PipelineBuilder::build) together with
+/// Built by [`Pipeline::build`](crate::Pipeline::build) together with
 /// the [`Guard`](crate::Guard) that flushes it.
 pub struct Layer {
     pub(crate) shared: Arc<Shared>,

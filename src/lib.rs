@@ -123,6 +123,11 @@ pub use opentelemetry_sdk;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+// The README's Rust snippets compile as doctests, so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The layer and its guard, configured by the environment.
 ///
 /// # Errors

@@ -12,7 +12,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 ///
 /// These are the standard OpenTelemetry samplers, selectable with
 /// `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` or
-/// [`PipelineBuilder::with_sampler`](crate::PipelineBuilder::with_sampler).
+/// [`Pipeline::with_sampler`](crate::Pipeline::with_sampler).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Sampler {

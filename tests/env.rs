@@ -143,7 +143,8 @@ fn builder_header_overrides_environment() {
 
 #[test]
 fn bad_values_are_errors_naming_the_variable() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case<'_>] = &[
         (
             &[
                 ("OTEL_TRACES_SAMPLER", "traceidratio"),
