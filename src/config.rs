@@ -49,6 +49,11 @@ pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE
 /// `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between exports of a partial batch.
 pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 
+/// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: `true`, `false`,
+/// `NO_CONTENT`, `SPAN_ONLY`, `EVENT_ONLY` or `SPAN_AND_EVENT` (any case).
+pub const OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: &str =
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
+
 /// The default OTLP export timeout: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default gRPC endpoint.
@@ -401,6 +406,23 @@ pub(crate) fn parse_resource(env: Env<'_>) -> Result<Vec<(String, String)>, Erro
         merge_header(&mut attrs, "service.name".into(), name);
     }
     Ok(attrs)
+}
+
+/// The content-capture mode. An invalid value is not fatal: a warning on
+/// stderr names it, and the default applies.
+pub(crate) fn parse_capture(env: Env<'_>) -> crate::ContentCapture {
+    let Some((var, v)) = first(env, &[OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT]) else {
+        return crate::ContentCapture::default();
+    };
+    crate::ContentCapture::parse(&v).unwrap_or_else(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "tracing-llm: ignoring {var}={v:?}: expected true, false, NO_CONTENT, SPAN_ONLY, \
+             EVENT_ONLY or SPAN_AND_EVENT; using SPAN_ONLY"
+        );
+        crate::ContentCapture::default()
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
+use crate::genai::{FieldValue, LlmKey};
+use crate::layer::Record;
 use crate::semconv;
 
 /// What the layer does with one field of a callsite.
@@ -32,6 +34,8 @@ pub(crate) enum Role {
     OtelStatusDescription,
     /// An event's `message`: the span event's name.
     Message,
+    /// A field of the `llm.*` / `gen_ai.*` vocabulary.
+    Llm(LlmKey),
 }
 
 /// The compiled meaning of every field of one callsite.
@@ -78,7 +82,10 @@ impl FieldPlan {
                 semconv::OTEL_STATUS_CODE => Role::OtelStatusCode,
                 semconv::OTEL_STATUS_DESCRIPTION => Role::OtelStatusDescription,
                 "message" if meta.is_event() => Role::Message,
-                _ => Role::Attr,
+                name => match LlmKey::of(name) {
+                    Some(key) if meta.is_span() => Role::Llm(key),
+                    _ => Role::Attr,
+                },
             })
             .collect();
         FieldPlan {
@@ -171,6 +178,10 @@ pub(crate) struct SpanMeta {
     pub(crate) description: Option<Cow<'static, str>>,
     /// The first error seen in an ERROR event or `#[instrument(err)]`.
     pub(crate) error: Option<Cow<'static, str>>,
+    /// `otel.name` was given: the GenAI naming leaves the name alone.
+    pub(crate) name_set: bool,
+    /// `otel.kind` was given.
+    pub(crate) kind_set: bool,
 }
 
 impl SpanMeta {
@@ -181,6 +192,17 @@ impl SpanMeta {
             code: None,
             description: None,
             error: None,
+            name_set: false,
+            kind_set: false,
+        }
+    }
+
+    /// Whether the span will end with status Error.
+    pub(crate) fn is_error(&self) -> bool {
+        match self.code {
+            Some(Code::Ok) => false,
+            Some(Code::Error) => true,
+            _ => self.error.is_some(),
         }
     }
 
@@ -213,10 +235,14 @@ impl SpanMeta {
 
     fn set_otel(&mut self, role: Role, value: String) {
         match role {
-            Role::OtelName => self.name = Cow::Owned(value),
+            Role::OtelName => {
+                self.name = Cow::Owned(value);
+                self.name_set = true;
+            }
             Role::OtelKind => {
                 if let Some(kind) = parse_kind(&value) {
                     self.kind = kind;
+                    self.kind_set = true;
                 }
             }
             Role::OtelStatusCode => {
@@ -228,72 +254,106 @@ impl SpanMeta {
                 }
             }
             Role::OtelStatusDescription => self.description = Some(Cow::Owned(value)),
-            Role::Attr | Role::Message => {}
+            Role::Attr | Role::Message | Role::Llm(_) => {}
         }
     }
 }
 
 // === span visitor ===
 
-/// Writes a span's fields into its attributes and `otel.*` settings.
+/// Writes a span's fields into its record: attributes, `otel.*` settings and
+/// the GenAI vocabulary.
 pub(crate) struct SpanVisitor<'a> {
-    pub(crate) plan: &'static FieldPlan,
-    pub(crate) attrs: &'a mut Vec<KeyValue>,
-    pub(crate) meta: &'a mut SpanMeta,
+    plan: &'static FieldPlan,
+    rec: &'a mut Record,
     /// `on_record` may overwrite a value set before; creation never does.
-    pub(crate) replace: bool,
+    replace: bool,
+    /// Content fields are not even kept when content capture is off.
+    content: bool,
 }
 
-impl SpanVisitor<'_> {
+impl<'a> SpanVisitor<'a> {
+    pub(crate) fn new(
+        plan: &'static FieldPlan,
+        rec: &'a mut Record,
+        replace: bool,
+        content: bool,
+    ) -> Self {
+        SpanVisitor {
+            plan,
+            rec,
+            replace,
+            content,
+        }
+    }
+
     #[inline]
     fn push(&mut self, key: Key, value: Value) {
         if self.replace {
-            if let Some(kv) = self.attrs.iter_mut().find(|kv| kv.key == key) {
+            if let Some(kv) = self.rec.attrs.iter_mut().find(|kv| kv.key == key) {
                 kv.value = value;
                 return;
             }
         }
-        self.attrs.push(KeyValue::new(key, value));
+        self.rec.attrs.push(KeyValue::new(key, value));
     }
 
-    fn string(&mut self, field: &Field, value: String) {
+    #[inline]
+    fn value(&mut self, field: &Field, value: FieldValue) {
         match self.plan.role(field) {
-            Role::Attr | Role::Message => self.push(
-                Key::from_static_str(field.name()),
-                Value::String(StringValue::from(value)),
-            ),
-            role => self.meta.set_otel(role, value),
+            Role::Attr | Role::Message => {
+                let v = match value {
+                    FieldValue::I64(v) => Value::I64(v),
+                    FieldValue::U64(v) => u64_value(v),
+                    FieldValue::F64(v) => Value::F64(v),
+                    FieldValue::Bool(v) => Value::Bool(v),
+                    FieldValue::Str(s) => Value::String(StringValue::from(s)),
+                };
+                self.push(Key::from_static_str(field.name()), v)
+            }
+            Role::Llm(key) => {
+                if self.content || !key.is_content() {
+                    self.rec.set_llm(key, field.name(), value);
+                }
+            }
+            role => {
+                let s = match value {
+                    FieldValue::Str(s) => s,
+                    other => format!("{other:?}"),
+                };
+                self.rec.meta.set_otel(role, s)
+            }
         }
     }
 }
 
 impl Visit for SpanVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.push(Key::from_static_str(field.name()), Value::F64(value));
+        self.value(field, FieldValue::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(Key::from_static_str(field.name()), Value::I64(value));
+        self.value(field, FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(Key::from_static_str(field.name()), u64_value(value));
+        self.value(field, FieldValue::U64(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         let v = i64::try_from(value)
-            .map(Value::I64)
-            .unwrap_or_else(|_| Value::String(value.to_string().into()));
-        self.push(Key::from_static_str(field.name()), v);
+            .map(FieldValue::I64)
+            .unwrap_or_else(|_| FieldValue::Str(value.to_string()));
+        self.value(field, v);
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        let v = i64::try_from(value)
-            .map(Value::I64)
-            .unwrap_or_else(|_| Value::String(value.to_string().into()));
-        self.push(Key::from_static_str(field.name()), v);
+        let v = u64::try_from(value)
+            .map(FieldValue::U64)
+            .unwrap_or_else(|_| FieldValue::Str(value.to_string()));
+        self.value(field, v);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push(Key::from_static_str(field.name()), Value::Bool(value));
+        self.value(field, FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field, value.to_owned());
+        self.value(field, FieldValue::Str(value.to_owned()));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let message = value.to_string();
@@ -301,10 +361,10 @@ impl Visit for SpanVisitor<'_> {
             Key::from_static_str(semconv::EXCEPTION_MESSAGE),
             Value::String(message.clone().into()),
         );
-        self.string(field, message);
+        self.value(field, FieldValue::Str(message));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.string(field, format!("{value:?}"));
+        self.value(field, FieldValue::Str(format!("{value:?}")));
     }
 }
 

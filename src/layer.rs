@@ -16,8 +16,10 @@ use tracing_core::{Dispatch, Event as TracingEvent, Level, Metadata, Subscriber}
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::content::ContentPolicy;
 use crate::export::Sink;
 use crate::fields::{plan_for, EventVisitor, SpanMeta, SpanVisitor};
+use crate::genai::{GenAi, Inherited};
 use crate::sampler::{new_span_id, new_trace_id};
 use crate::{semconv, Sampler};
 
@@ -61,6 +63,10 @@ pub(crate) struct Record {
     pub(crate) attrs: Vec<KeyValue>,
     pub(crate) events: Vec<Event>,
     pub(crate) links: Vec<Link>,
+    /// The GenAI side, created by the first `llm.*` field.
+    pub(crate) genai: Option<Box<GenAi>>,
+    /// User, session, tags and metadata, shared with descendants.
+    pub(crate) inherited: Option<Arc<Inherited>>,
 }
 
 impl Record {
@@ -78,6 +84,8 @@ impl Record {
             attrs,
             events: Vec::new(),
             links: Vec::new(),
+            genai: None,
+            inherited: None,
         }
     }
 }
@@ -133,6 +141,7 @@ pub(crate) struct Shared {
     pub(crate) code_location: bool,
     /// `None` when nothing is exported (`OTEL_TRACES_EXPORTER=none`).
     pub(crate) sink: Option<Sink>,
+    pub(crate) policy: Arc<ContentPolicy>,
 }
 
 impl Shared {
@@ -178,16 +187,23 @@ pub(crate) struct ParentCx {
     pub(crate) sampled: bool,
     pub(crate) remote: bool,
     pub(crate) trace_state: TraceState,
+    /// User, session, tags and metadata to pass on.
+    pub(crate) inherited: Option<Arc<Inherited>>,
 }
 
 impl ParentCx {
-    pub(crate) fn from_local(cx: &SpanCx) -> ParentCx {
+    pub(crate) fn from_local(state: &SpanState) -> ParentCx {
+        let cx = state.cx();
         ParentCx {
             trace_id: cx.trace_id,
             span_id: cx.span_id,
             sampled: cx.sampled,
             remote: false,
             trace_state: cx.trace_state.clone(),
+            inherited: match state {
+                SpanState::Sampled(rec) => rec.inherited.clone(),
+                SpanState::Unsampled(_) => None,
+            },
         }
     }
 
@@ -198,6 +214,7 @@ impl ParentCx {
             sampled: sc.is_sampled(),
             remote: sc.is_remote(),
             trace_state: sc.trace_state().clone(),
+            inherited: None,
         })
     }
 }
@@ -301,11 +318,9 @@ fn nearest_cx<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    span.scope().skip(usize::from(!include_self)).find_map(|s| {
-        s.extensions()
-            .get::<SpanState>()
-            .map(|st| ParentCx::from_local(st.cx()))
-    })
+    span.scope()
+        .skip(usize::from(!include_self))
+        .find_map(|s| s.extensions().get::<SpanState>().map(ParentCx::from_local))
 }
 
 impl<S> tracing_subscriber::Layer<S> for Layer
@@ -350,20 +365,18 @@ where
                 local
             }
         };
+        let mut parent = parent;
+        let inherited = parent.as_mut().and_then(|p| p.inherited.take());
         let cx = shared.new_cx(parent);
         let state = if shared.records(&cx) {
             let mut rec = Box::new(Record::new(cx, meta, shared.code_location));
-            let Record {
-                attrs: out,
-                meta: span_meta,
-                ..
-            } = &mut *rec;
-            attrs.record(&mut SpanVisitor {
+            rec.inherited = inherited;
+            attrs.record(&mut SpanVisitor::new(
                 plan,
-                attrs: out,
-                meta: span_meta,
-                replace: false,
-            });
+                &mut rec,
+                false,
+                shared.policy.capture.any(),
+            ));
             SpanState::Sampled(rec)
         } else {
             SpanState::Unsampled(cx)
@@ -375,13 +388,13 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() {
-            let Record { attrs, meta, .. } = &mut **rec;
-            values.record(&mut SpanVisitor {
-                plan: plan_for(span.metadata()),
-                attrs,
-                meta,
-                replace: true,
-            });
+            let content = self.shared.policy.capture.any();
+            values.record(&mut SpanVisitor::new(
+                plan_for(span.metadata()),
+                rec,
+                true,
+                content,
+            ));
         }
     }
 

@@ -98,9 +98,11 @@
 )]
 
 pub mod config;
+mod content;
 mod error;
 mod export;
 mod fields;
+mod genai;
 mod layer;
 mod pipeline;
 mod sampler;
@@ -108,6 +110,7 @@ pub mod semconv;
 mod span_ext;
 
 pub use config::{Compression, Exporter, Protocol};
+pub use content::{ContentCapture, ContentKind, DEFAULT_MAX_CONTENT_BYTES};
 pub use error::Error;
 pub use export::Stats;
 pub use layer::Layer;

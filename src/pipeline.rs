@@ -12,6 +12,9 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 
 use crate::config::{self, *};
+use crate::content::{
+    ContentCapture, ContentKind, ContentPolicy, Redactor, DEFAULT_MAX_CONTENT_BYTES,
+};
 use crate::export::{
     self, console::ConsoleExporter, otlp, BatchSettings, DynExporter, Handle, Item, Sink, Stats,
 };
@@ -59,6 +62,10 @@ pub struct Pipeline {
     shutdown_timeout: Option<Duration>,
     no_context_activation: bool,
     no_code_location: bool,
+    content_capture: Option<ContentCapture>,
+    max_content_bytes: Option<usize>,
+    redactor: Option<Redactor>,
+    hash_user_ids: Option<String>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -232,6 +239,55 @@ impl Pipeline {
         self
     }
 
+    /// Chooses where prompt, completion, tool and retrieval content is
+    /// recorded. By default, `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`,
+    /// or [`ContentCapture::SpanOnly`].
+    pub fn with_content_capture(mut self, capture: ContentCapture) -> Self {
+        self.content_capture = Some(capture);
+        self
+    }
+
+    /// Bounds each content attribute, in bytes of JSON; longer content is cut
+    /// inside its text, keeping the JSON valid, and marked `…[truncated N bytes]`.
+    /// By default, [`DEFAULT_MAX_CONTENT_BYTES`](crate::DEFAULT_MAX_CONTENT_BYTES) (64 KiB).
+    pub fn with_max_content_bytes(mut self, bytes: usize) -> Self {
+        self.max_content_bytes = Some(bytes);
+        self
+    }
+
+    /// Installs a redaction hook: it sees every content value, as structured
+    /// JSON, before it is serialized and truncated, and may change it in place.
+    /// It runs on the export thread; a panicking hook withholds that value.
+    /// By default, none.
+    ///
+    /// ```
+    /// use tracing_llm::{ContentKind, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder().with_redaction(|kind, value| {
+    ///     if kind == ContentKind::ToolArguments {
+    ///         if let Some(card) = value.get_mut("card_number") {
+    ///             *card = "[redacted]".into();
+    ///         }
+    ///     }
+    /// });
+    /// # let _ = pipeline;
+    /// ```
+    pub fn with_redaction(
+        mut self,
+        hook: impl Fn(ContentKind, &mut serde_json::Value) + Send + Sync + 'static,
+    ) -> Self {
+        self.redactor = Some(Arc::new(hook));
+        self
+    }
+
+    /// Exports user ids (`llm.user`) as the hex SHA-256 of `salt` followed by
+    /// the id, so traces group by user without naming anyone. By default, user
+    /// ids leave as written.
+    pub fn with_hashed_user_ids(mut self, salt: impl Into<String>) -> Self {
+        self.hash_user_ids = Some(salt.into());
+        self
+    }
+
     /// Builds the layer and starts the export worker.
     ///
     /// # Errors
@@ -244,6 +300,9 @@ impl Pipeline {
             custom,
             no_context_activation,
             no_code_location,
+            max_content_bytes,
+            redactor,
+            hash_user_ids,
             ..
         } = self;
         let Resolved {
@@ -254,7 +313,14 @@ impl Pipeline {
             resource,
             batch,
             shutdown_timeout,
+            capture,
         } = resolved;
+        let policy = Arc::new(ContentPolicy {
+            capture,
+            max_bytes: max_content_bytes.unwrap_or(DEFAULT_MAX_CONTENT_BYTES),
+            redactor,
+            hash_user_ids,
+        });
 
         let mut built: Vec<Box<dyn DynExporter>> = Vec::new();
         let (sink, handle) = if disabled
@@ -285,7 +351,7 @@ impl Pipeline {
                 return Err(e);
             }
             built.extend(custom);
-            let (sink, handle) = export::start(built, &resource, batch, rt)?;
+            let (sink, handle) = export::start(built, &resource, batch, policy.clone(), rt)?;
             (Some(sink), Some(handle))
         };
 
@@ -302,6 +368,7 @@ impl Pipeline {
             context_activation: !no_context_activation,
             code_location: !no_code_location,
             sink,
+            policy,
         });
         let guard = Guard {
             handle,
@@ -410,6 +477,10 @@ impl Pipeline {
             resource: self.resource(env)?,
             batch,
             shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+            capture: match self.content_capture {
+                Some(c) => c,
+                None => parse_capture(env),
+            },
         })
     }
 
@@ -460,6 +531,7 @@ struct Resolved {
     resource: Resource,
     batch: BatchSettings,
     shutdown_timeout: Duration,
+    capture: ContentCapture,
 }
 
 /// Feeds spans made through the OpenTelemetry API into the same queue.

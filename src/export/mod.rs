@@ -23,6 +23,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use opentelemetry_sdk::Resource;
 
+use crate::content::ContentPolicy;
 use crate::layer::{suppress_current_thread, Record};
 use crate::{semconv, Error};
 
@@ -130,6 +131,7 @@ pub(crate) fn start(
     mut exporters: Vec<Box<dyn DynExporter>>,
     resource: &Resource,
     settings: BatchSettings,
+    policy: Arc<ContentPolicy>,
     rt: tokio::runtime::Runtime,
 ) -> Result<(Sink, Handle), Error> {
     for e in &mut exporters {
@@ -146,6 +148,7 @@ pub(crate) fn start(
         scope: InstrumentationScope::builder(semconv::SCOPE_NAME)
             .with_version(env!("CARGO_PKG_VERSION"))
             .build(),
+        policy,
         settings,
         counters: counters.clone(),
         rt,
@@ -222,6 +225,7 @@ struct Worker {
     batch: Vec<SpanData>,
     exporters: Vec<Box<dyn DynExporter>>,
     scope: InstrumentationScope,
+    policy: Arc<ContentPolicy>,
     settings: BatchSettings,
     counters: Arc<Counters>,
     rt: tokio::runtime::Runtime,
@@ -301,7 +305,7 @@ impl Worker {
 
     fn push(&mut self, item: Item) {
         let span = match item {
-            Item::Record(rec) => to_span_data(*rec, &self.scope),
+            Item::Record(rec) => to_span_data(*rec, &self.scope, &self.policy),
             Item::Sdk(span) => *span,
         };
         self.batch.push(span);
@@ -372,7 +376,12 @@ impl Worker {
     }
 }
 
-pub(crate) fn to_span_data(rec: Record, scope: &InstrumentationScope) -> SpanData {
+pub(crate) fn to_span_data(
+    mut rec: Record,
+    scope: &InstrumentationScope,
+    policy: &ContentPolicy,
+) -> SpanData {
+    crate::genai::finish(&mut rec, policy);
     let Record {
         cx,
         mut meta,
@@ -381,6 +390,7 @@ pub(crate) fn to_span_data(rec: Record, scope: &InstrumentationScope) -> SpanDat
         attrs,
         events,
         links,
+        ..
     } = rec;
     let status = meta.status();
     let mut span_events = SpanEvents::default();

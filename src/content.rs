@@ -1,0 +1,358 @@
+//! Content policy: what prompt, completion, tool and retrieval content may
+//! leave the process, how large it may be, and the redaction hook.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// Where prompt, completion, system prompt, tool argument/result and retrieval
+/// content is recorded.
+///
+/// Set with `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (`true` =
+/// `SPAN_ONLY`, `false` = `NO_CONTENT`, or one of the four mode names, any
+/// case) or [`Pipeline::with_content_capture`](crate::Pipeline::with_content_capture).
+/// With `None`, no content attribute leaves the process; model, tokens,
+/// timings and ids still do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContentCapture {
+    /// No content at all.
+    None,
+    /// Content as span attributes (`gen_ai.input.messages`, …). The default:
+    /// content is recorded only when the application wrote it into a field.
+    #[default]
+    SpanOnly,
+    /// Content on a `gen_ai.client.inference.operation.details` span event only.
+    EventOnly,
+    /// Both.
+    SpanAndEvent,
+}
+
+impl ContentCapture {
+    /// Parses the environment variable's value.
+    pub(crate) fn parse(value: &str) -> Option<ContentCapture> {
+        Some(match value.trim().to_ascii_uppercase().as_str() {
+            "TRUE" | "SPAN_ONLY" => ContentCapture::SpanOnly,
+            "FALSE" | "NO_CONTENT" | "NONE" => ContentCapture::None,
+            "EVENT_ONLY" => ContentCapture::EventOnly,
+            "SPAN_AND_EVENT" => ContentCapture::SpanAndEvent,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn any(self) -> bool {
+        self != ContentCapture::None
+    }
+
+    pub(crate) fn on_span(self) -> bool {
+        matches!(
+            self,
+            ContentCapture::SpanOnly | ContentCapture::SpanAndEvent
+        )
+    }
+
+    pub(crate) fn on_event(self) -> bool {
+        matches!(
+            self,
+            ContentCapture::EventOnly | ContentCapture::SpanAndEvent
+        )
+    }
+}
+
+/// Which content a value passed to the redaction hook is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContentKind {
+    /// `gen_ai.input.messages`: an array of messages.
+    InputMessages,
+    /// `gen_ai.output.messages`: an array of messages.
+    OutputMessages,
+    /// `gen_ai.system_instructions`: an array of parts.
+    SystemInstructions,
+    /// `gen_ai.tool.call.arguments`.
+    ToolArguments,
+    /// `gen_ai.tool.call.result`.
+    ToolResult,
+    /// `gen_ai.retrieval.query.text`: a string.
+    RetrievalQuery,
+    /// `gen_ai.retrieval.documents`: an array of documents.
+    RetrievalDocuments,
+}
+
+/// The redaction hook: sees every content value, structured, before it is
+/// serialized and truncated, and may change it in place.
+pub(crate) type Redactor = Arc<dyn Fn(ContentKind, &mut Value) + Send + Sync>;
+
+/// The default bound of one content attribute: 64 KiB.
+pub const DEFAULT_MAX_CONTENT_BYTES: usize = 64 * 1024;
+
+/// Settings the GenAI mapping applies when a span is finished.
+#[derive(Clone)]
+pub(crate) struct ContentPolicy {
+    pub(crate) capture: ContentCapture,
+    pub(crate) max_bytes: usize,
+    pub(crate) redactor: Option<Redactor>,
+    /// `Some(salt)`: user ids leave as hex SHA-256 of salt + id.
+    pub(crate) hash_user_ids: Option<String>,
+}
+
+impl fmt::Debug for ContentPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContentPolicy")
+            .field("capture", &self.capture)
+            .field("max_bytes", &self.max_bytes)
+            .field("redactor", &self.redactor.is_some())
+            .field("hash_user_ids", &self.hash_user_ids.is_some())
+            .finish()
+    }
+}
+
+impl Default for ContentPolicy {
+    fn default() -> Self {
+        ContentPolicy {
+            capture: ContentCapture::default(),
+            max_bytes: DEFAULT_MAX_CONTENT_BYTES,
+            redactor: None,
+            hash_user_ids: None,
+        }
+    }
+}
+
+impl ContentPolicy {
+    /// Redacts, bounds and serializes one content value.
+    pub(crate) fn render(&self, kind: ContentKind, mut value: Value) -> String {
+        if let Some(redact) = &self.redactor {
+            // A panicking hook must not take the export worker down.
+            let caught =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redact(kind, &mut value)));
+            if caught.is_err() {
+                value = Value::String("[redaction hook panicked; content withheld]".into());
+            }
+        }
+        if !fit(&mut value, self.max_bytes) {
+            value = placeholder(kind);
+        }
+        serde_json::to_string(&value).unwrap_or_default()
+    }
+
+    /// Redacts and bounds plain text (the retrieval query).
+    pub(crate) fn render_text(&self, kind: ContentKind, text: String) -> String {
+        match self.render(kind, Value::String(text)).parse::<Value>() {
+            Ok(Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// The smallest valid value of each kind, used when nothing else fits.
+fn placeholder(kind: ContentKind) -> Value {
+    let text = serde_json::json!({"type": "text", "content": TRUNCATED});
+    match kind {
+        ContentKind::InputMessages => serde_json::json!([{"role": "user", "parts": [text]}]),
+        ContentKind::OutputMessages => {
+            serde_json::json!([{"role": "assistant", "parts": [text], "finish_reason": "length"}])
+        }
+        ContentKind::SystemInstructions => serde_json::json!([text]),
+        ContentKind::RetrievalDocuments => serde_json::json!([]),
+        _ => Value::String(TRUNCATED.into()),
+    }
+}
+
+const TRUNCATED: &str = "[truncated]";
+/// Room kept for the `…[truncated N bytes]` marker.
+const MARKER_ROOM: usize = 32;
+
+struct Count(usize);
+
+impl io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) fn json_len(value: &Value) -> usize {
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, value);
+    c.0
+}
+
+fn longest_string(value: &mut Value) -> Option<&mut String> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Array(items) => items
+            .iter_mut()
+            .filter_map(longest_string)
+            .max_by_key(|s| s.len()),
+        Value::Object(map) => map
+            .values_mut()
+            .filter_map(longest_string)
+            .max_by_key(|s| s.len()),
+        _ => None,
+    }
+}
+
+/// The JSON pointer of the largest array with more than one element.
+fn largest_array(value: &Value) -> Option<String> {
+    fn walk(value: &Value, at: &mut String, best: &mut Option<(usize, String)>) {
+        let len = at.len();
+        match value {
+            Value::Array(items) => {
+                if items.len() > 1 && best.as_ref().map_or(true, |(n, _)| items.len() > *n) {
+                    *best = Some((items.len(), at.clone()));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    at.push_str(&format!("/{i}"));
+                    walk(item, at, best);
+                    at.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    at.push('/');
+                    at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    walk(v, at, best);
+                    at.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut best = None;
+    walk(value, &mut String::new(), &mut best);
+    best.map(|(_, pointer)| pointer)
+}
+
+/// Cuts `s` to at most `keep` bytes on a character boundary and marks the cut.
+pub(crate) fn cut(s: &mut String, keep: usize) {
+    if s.len() <= keep {
+        return;
+    }
+    let mut at = keep;
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    let removed = s.len() - at;
+    s.truncate(at);
+    s.push_str(&format!("…[truncated {removed} bytes]"));
+}
+
+/// Shrinks `value` until its JSON is at most `max` bytes, keeping it valid
+/// JSON of the same shape: the longest strings are cut first (and marked),
+/// then trailing elements of the largest arrays dropped. Returns `false` when
+/// even that cannot fit.
+pub(crate) fn fit(value: &mut Value, max: usize) -> bool {
+    let mut size = json_len(value);
+    for _ in 0..64 {
+        if size <= max {
+            return true;
+        }
+        let excess = size - max;
+        let Some(s) = longest_string(value) else {
+            break;
+        };
+        if s.len() <= MARKER_ROOM + 1 {
+            break;
+        }
+        let keep = s.len().saturating_sub(excess + MARKER_ROOM).max(1);
+        cut(s, keep);
+        size = json_len(value);
+    }
+    for _ in 0..1024 {
+        if size <= max {
+            return true;
+        }
+        let Some(pointer) = largest_array(value) else {
+            break;
+        };
+        let Some(Value::Array(items)) = value.pointer_mut(&pointer) else {
+            break;
+        };
+        let drop = (items.len() / 2).max(1);
+        items.truncate(items.len() - drop);
+        size = json_len(value);
+    }
+    size <= max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn capture_values_any_case() {
+        assert_eq!(
+            ContentCapture::parse("true"),
+            Some(ContentCapture::SpanOnly)
+        );
+        assert_eq!(ContentCapture::parse("False"), Some(ContentCapture::None));
+        assert_eq!(
+            ContentCapture::parse("no_content"),
+            Some(ContentCapture::None)
+        );
+        assert_eq!(
+            ContentCapture::parse("Span_And_Event"),
+            Some(ContentCapture::SpanAndEvent)
+        );
+        assert_eq!(
+            ContentCapture::parse("event_only"),
+            Some(ContentCapture::EventOnly)
+        );
+        assert_eq!(ContentCapture::parse("sometimes"), None);
+    }
+
+    #[test]
+    fn truncation_keeps_json_valid_and_marks_the_cut() {
+        let mut v =
+            json!([{"role": "user", "parts": [{"type": "text", "content": "é".repeat(10_000)}]}]);
+        assert!(fit(&mut v, 1_000));
+        let s = serde_json::to_string(&v).unwrap();
+        assert!(s.len() <= 1_000, "{}", s.len());
+        let text = v[0]["parts"][0]["content"].as_str().unwrap();
+        assert!(text.contains("[truncated "), "{text}");
+        assert_eq!(v[0]["role"], "user");
+    }
+
+    #[test]
+    fn many_small_strings_drop_array_tail() {
+        let mut v = Value::Array(
+            (0..1000)
+                .map(|i| json!({"id": i.to_string(), "score": 1.0}))
+                .collect(),
+        );
+        assert!(fit(&mut v, 500));
+        assert!(json_len(&v) <= 500);
+        assert!(!v.as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn placeholder_when_nothing_fits() {
+        let p = ContentPolicy {
+            max_bytes: 5,
+            ..Default::default()
+        };
+        let out = p.render(
+            ContentKind::InputMessages,
+            json!([{"role": "user", "parts": []}]),
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v[0]["role"], "user");
+    }
+
+    #[test]
+    fn panicking_redactor_withholds_content() {
+        let p = ContentPolicy {
+            redactor: Some(Arc::new(|_, _| panic!("bad hook"))),
+            ..Default::default()
+        };
+        let out = p.render(ContentKind::ToolResult, json!({"secret": 1}));
+        assert!(!out.contains("secret"));
+    }
+}

@@ -1,0 +1,819 @@
+//! The GenAI mapping: `llm.*` (and `gen_ai.*`) fields collected while a span
+//! is open, turned into convention keys, names, kinds and message JSON when it
+//! is exported.
+
+pub(crate) mod messages;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use opentelemetry::trace::{Event, SpanKind};
+use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
+
+use crate::content::{ContentKind, ContentPolicy};
+use crate::layer::Record;
+use crate::semconv::{self as sc, fields as f};
+
+/// What an `llm.*` or `gen_ai.*` field means, decided once per callsite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LlmKey {
+    Operation,
+    Provider,
+    Model,
+    ResponseModel,
+    ResponseId,
+    FinishReasons,
+    Prompt,
+    SystemPrompt,
+    Completion,
+    InputTokens,
+    OutputTokens,
+    CacheReadTokens,
+    CacheWriteTokens,
+    ReasoningTokens,
+    Cost,
+    Temperature,
+    MaxTokens,
+    TopP,
+    TopK,
+    Seed,
+    Stop,
+    FrequencyPenalty,
+    PresencePenalty,
+    Stream,
+    User,
+    Session,
+    Tags,
+    Metadata,
+    ToolName,
+    ToolCallId,
+    ToolDescription,
+    ToolType,
+    ToolArguments,
+    ToolResult,
+    AgentName,
+    AgentId,
+    AgentDescription,
+    WorkflowName,
+    RetrievalQuery,
+    RetrievalDocuments,
+    DataSource,
+    EmbeddingDimensions,
+    Feedback,
+    FeedbackName,
+    FeedbackLabel,
+    FeedbackComment,
+    ErrorType,
+}
+
+impl LlmKey {
+    /// The key a field name maps to, if it is part of the vocabulary.
+    pub(crate) fn of(name: &str) -> Option<LlmKey> {
+        use LlmKey::*;
+        Some(match name {
+            f::OPERATION | sc::GEN_AI_OPERATION_NAME => Operation,
+            f::PROVIDER | f::SYSTEM | sc::GEN_AI_PROVIDER_NAME | "gen_ai.system" => Provider,
+            f::MODEL | sc::GEN_AI_REQUEST_MODEL => Model,
+            f::RESPONSE_MODEL | sc::GEN_AI_RESPONSE_MODEL => ResponseModel,
+            f::RESPONSE_ID | sc::GEN_AI_RESPONSE_ID => ResponseId,
+            f::FINISH_REASON | sc::GEN_AI_RESPONSE_FINISH_REASONS => FinishReasons,
+            f::PROMPT | sc::GEN_AI_INPUT_MESSAGES => Prompt,
+            f::SYSTEM_PROMPT | sc::GEN_AI_SYSTEM_INSTRUCTIONS => SystemPrompt,
+            f::COMPLETION | sc::GEN_AI_OUTPUT_MESSAGES => Completion,
+            f::INPUT_TOKENS | f::PROMPT_TOKENS | sc::GEN_AI_USAGE_INPUT_TOKENS => InputTokens,
+            f::OUTPUT_TOKENS | f::COMPLETION_TOKENS | sc::GEN_AI_USAGE_OUTPUT_TOKENS => {
+                OutputTokens
+            }
+            f::CACHE_READ_TOKENS | sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => CacheReadTokens,
+            f::CACHE_WRITE_TOKENS | sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS => {
+                CacheWriteTokens
+            }
+            f::REASONING_TOKENS | sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS => ReasoningTokens,
+            f::COST | sc::GEN_AI_USAGE_COST => Cost,
+            f::TEMPERATURE | sc::GEN_AI_REQUEST_TEMPERATURE => Temperature,
+            f::MAX_TOKENS | sc::GEN_AI_REQUEST_MAX_TOKENS => MaxTokens,
+            f::TOP_P | sc::GEN_AI_REQUEST_TOP_P => TopP,
+            f::TOP_K | sc::GEN_AI_REQUEST_TOP_K => TopK,
+            f::SEED | sc::GEN_AI_REQUEST_SEED => Seed,
+            f::STOP | sc::GEN_AI_REQUEST_STOP_SEQUENCES => Stop,
+            f::FREQUENCY_PENALTY | sc::GEN_AI_REQUEST_FREQUENCY_PENALTY => FrequencyPenalty,
+            f::PRESENCE_PENALTY | sc::GEN_AI_REQUEST_PRESENCE_PENALTY => PresencePenalty,
+            f::STREAM | sc::GEN_AI_REQUEST_STREAM => Stream,
+            f::USER | sc::USER_ID => User,
+            f::SESSION | sc::SESSION_ID | sc::GEN_AI_CONVERSATION_ID => Session,
+            f::TAGS => Tags,
+            f::TOOL_NAME | sc::GEN_AI_TOOL_NAME => ToolName,
+            f::TOOL_CALL_ID | sc::GEN_AI_TOOL_CALL_ID => ToolCallId,
+            f::TOOL_DESCRIPTION | sc::GEN_AI_TOOL_DESCRIPTION => ToolDescription,
+            f::TOOL_TYPE | sc::GEN_AI_TOOL_TYPE => ToolType,
+            f::TOOL_ARGUMENTS | sc::GEN_AI_TOOL_CALL_ARGUMENTS => ToolArguments,
+            f::TOOL_RESULT | sc::GEN_AI_TOOL_CALL_RESULT => ToolResult,
+            f::AGENT_NAME | sc::GEN_AI_AGENT_NAME => AgentName,
+            f::AGENT_ID | sc::GEN_AI_AGENT_ID => AgentId,
+            f::AGENT_DESCRIPTION | sc::GEN_AI_AGENT_DESCRIPTION => AgentDescription,
+            f::WORKFLOW_NAME | sc::GEN_AI_WORKFLOW_NAME => WorkflowName,
+            f::RETRIEVAL_QUERY | sc::GEN_AI_RETRIEVAL_QUERY_TEXT => RetrievalQuery,
+            f::RETRIEVAL_DOCUMENTS | sc::GEN_AI_RETRIEVAL_DOCUMENTS => RetrievalDocuments,
+            f::DATA_SOURCE | sc::GEN_AI_DATA_SOURCE_ID => DataSource,
+            f::EMBEDDING_DIMENSIONS | sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT => EmbeddingDimensions,
+            f::FEEDBACK => Feedback,
+            f::FEEDBACK_NAME => FeedbackName,
+            f::FEEDBACK_LABEL => FeedbackLabel,
+            f::FEEDBACK_COMMENT => FeedbackComment,
+            f::ERROR_TYPE | sc::ERROR_TYPE => ErrorType,
+            n if n.starts_with(sc::LLM_METADATA_PREFIX)
+                && n.len() > sc::LLM_METADATA_PREFIX.len() =>
+            {
+                Metadata
+            }
+            _ => return None,
+        })
+    }
+
+    /// Content fields: withheld entirely when content capture is off.
+    pub(crate) fn is_content(self) -> bool {
+        use LlmKey::*;
+        matches!(
+            self,
+            Prompt
+                | SystemPrompt
+                | Completion
+                | ToolArguments
+                | ToolResult
+                | RetrievalQuery
+                | RetrievalDocuments
+        )
+    }
+}
+
+/// A field value as `tracing` handed it over.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum FieldValue {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Str(String),
+}
+
+impl FieldValue {
+    fn into_string(self) -> String {
+        match self {
+            FieldValue::Str(s) => s,
+            FieldValue::I64(v) => v.to_string(),
+            FieldValue::U64(v) => v.to_string(),
+            FieldValue::F64(v) => v.to_string(),
+            FieldValue::Bool(v) => v.to_string(),
+        }
+    }
+
+    /// A non-negative whole count; anything else is not a token count.
+    fn count(&self) -> Option<i64> {
+        match self {
+            FieldValue::I64(v) if *v >= 0 => Some(*v),
+            FieldValue::U64(v) => i64::try_from(*v).ok(),
+            FieldValue::F64(v) if v.is_finite() && *v >= 0.0 && *v <= i64::MAX as f64 => {
+                Some(v.round() as i64)
+            }
+            FieldValue::Str(s) => s
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|v| i64::try_from(v).ok()),
+            _ => None,
+        }
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            FieldValue::I64(v) => Some(*v),
+            FieldValue::U64(v) => i64::try_from(*v).ok(),
+            FieldValue::F64(v) if v.is_finite() && v.fract() == 0.0 => Some(*v as i64),
+            FieldValue::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn double(&self) -> Option<f64> {
+        let v = match self {
+            FieldValue::I64(v) => *v as f64,
+            FieldValue::U64(v) => *v as f64,
+            FieldValue::F64(v) => *v,
+            FieldValue::Str(s) => s.trim().parse().ok()?,
+            FieldValue::Bool(_) => return None,
+        };
+        v.is_finite().then_some(v)
+    }
+
+    fn boolean(&self) -> Option<bool> {
+        match self {
+            FieldValue::Bool(b) => Some(*b),
+            FieldValue::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
+            FieldValue::Str(s) if s.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        }
+    }
+
+    fn otel(self) -> Value {
+        match self {
+            FieldValue::I64(v) => Value::I64(v),
+            FieldValue::U64(v) => crate::fields::u64_value(v),
+            FieldValue::F64(v) => Value::F64(v),
+            FieldValue::Bool(v) => Value::Bool(v),
+            FieldValue::Str(s) => Value::String(s.into()),
+        }
+    }
+}
+
+/// A list given as a JSON array of strings or as comma-separated text.
+pub(crate) fn string_list(v: FieldValue) -> Vec<String> {
+    let s = v.into_string();
+    if let Some(serde_json::Value::Array(items)) = messages::parse_json(&s) {
+        return items
+            .into_iter()
+            .map(|i| match i {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect();
+    }
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Values a span passes on to every descendant: user, session, tags, metadata.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Inherited {
+    pub(crate) user: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) metadata: Vec<(&'static str, Value)>,
+}
+
+/// A score given while the rated span is open.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Feedback {
+    pub(crate) score: Option<f64>,
+    pub(crate) name: Option<String>,
+    pub(crate) label: Option<String>,
+    pub(crate) comment: Option<String>,
+}
+
+impl Feedback {
+    pub(crate) fn event(&self) -> Event {
+        let mut attrs = vec![KeyValue::new(
+            sc::GEN_AI_EVALUATION_NAME,
+            self.name.clone().unwrap_or_else(|| "user_feedback".into()),
+        )];
+        if let Some(score) = self.score {
+            attrs.push(KeyValue::new(sc::GEN_AI_EVALUATION_SCORE_VALUE, score));
+        }
+        if let Some(label) = &self.label {
+            attrs.push(KeyValue::new(
+                sc::GEN_AI_EVALUATION_SCORE_LABEL,
+                label.clone(),
+            ));
+        }
+        if let Some(comment) = &self.comment {
+            attrs.push(KeyValue::new(
+                sc::GEN_AI_EVALUATION_EXPLANATION,
+                comment.clone(),
+            ));
+        }
+        Event::new(
+            sc::EVENT_EVALUATION_RESULT,
+            std::time::SystemTime::now(),
+            attrs,
+            0,
+        )
+    }
+}
+
+/// The GenAI side of one span, filled while it is open.
+#[derive(Debug, Default)]
+pub(crate) struct GenAi {
+    pub(crate) operation: Option<String>,
+    pub(crate) provider: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) response_model: Option<String>,
+    pub(crate) response_id: Option<String>,
+    pub(crate) finish_reasons: Vec<String>,
+    pub(crate) prompt: Option<String>,
+    pub(crate) system_prompt: Option<String>,
+    pub(crate) completion: Option<String>,
+    pub(crate) usage: [Option<i64>; 5],
+    pub(crate) cost: Option<f64>,
+    /// Typed request parameters and other plain mappings, in field order.
+    pub(crate) attrs: Vec<KeyValue>,
+    pub(crate) tool_name: Option<String>,
+    pub(crate) tool_arguments: Option<String>,
+    pub(crate) tool_result: Option<String>,
+    pub(crate) agent_name: Option<String>,
+    pub(crate) workflow_name: Option<String>,
+    pub(crate) data_source: Option<String>,
+    pub(crate) retrieval_query: Option<String>,
+    pub(crate) documents: Option<String>,
+    pub(crate) embedding: bool,
+    pub(crate) feedback: Option<Feedback>,
+    pub(crate) error_type: Option<String>,
+}
+
+const USAGE_KEYS: [&str; 5] = [
+    sc::GEN_AI_USAGE_INPUT_TOKENS,
+    sc::GEN_AI_USAGE_OUTPUT_TOKENS,
+    sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+];
+
+fn set_attr(attrs: &mut Vec<KeyValue>, key: &'static str, value: Value) {
+    let key = Key::from_static_str(key);
+    match attrs.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => kv.value = value,
+        None => attrs.push(KeyValue::new(key, value)),
+    }
+}
+
+fn string_array(items: Vec<String>) -> Value {
+    Value::Array(Array::String(
+        items.into_iter().map(StringValue::from).collect(),
+    ))
+}
+
+impl Record {
+    fn genai(&mut self) -> &mut GenAi {
+        self.genai.get_or_insert_with(Default::default)
+    }
+
+    fn inherited(&mut self) -> &mut Inherited {
+        Arc::make_mut(self.inherited.get_or_insert_with(Default::default))
+    }
+
+    /// Applies one vocabulary field. `field` is the name as written, kept for
+    /// values that cannot be mapped safely (they stay visible under that name).
+    pub(crate) fn set_llm(&mut self, key: LlmKey, field: &'static str, value: FieldValue) {
+        use LlmKey::*;
+        let invalid = |rec: &mut Record, v: FieldValue| {
+            set_attr(&mut rec.attrs, field, Value::String(v.into_string().into()));
+        };
+        let usage_slot = |k: LlmKey| match k {
+            InputTokens => 0,
+            OutputTokens => 1,
+            CacheReadTokens => 2,
+            CacheWriteTokens => 3,
+            _ => 4,
+        };
+        match key {
+            Operation => self.genai().operation = Some(value.into_string()),
+            Provider => self.genai().provider = Some(value.into_string()),
+            Model => self.genai().model = Some(value.into_string()),
+            ResponseModel => self.genai().response_model = Some(value.into_string()),
+            ResponseId => self.genai().response_id = Some(value.into_string()),
+            FinishReasons => {
+                self.genai().finish_reasons = string_list(value)
+                    .iter()
+                    .map(|r| messages::finish_reason(r))
+                    .collect()
+            }
+            Prompt => self.genai().prompt = Some(value.into_string()),
+            SystemPrompt => self.genai().system_prompt = Some(value.into_string()),
+            Completion => self.genai().completion = Some(value.into_string()),
+            InputTokens | OutputTokens | CacheReadTokens | CacheWriteTokens | ReasoningTokens => {
+                match value.count() {
+                    Some(n) => self.genai().usage[usage_slot(key)] = Some(n),
+                    None => invalid(self, value),
+                }
+            }
+            Cost => match value.double() {
+                Some(c) => self.genai().cost = Some(c),
+                None => invalid(self, value),
+            },
+            Temperature | TopP | TopK | FrequencyPenalty | PresencePenalty => {
+                let k = match key {
+                    Temperature => sc::GEN_AI_REQUEST_TEMPERATURE,
+                    TopP => sc::GEN_AI_REQUEST_TOP_P,
+                    TopK => sc::GEN_AI_REQUEST_TOP_K,
+                    FrequencyPenalty => sc::GEN_AI_REQUEST_FREQUENCY_PENALTY,
+                    _ => sc::GEN_AI_REQUEST_PRESENCE_PENALTY,
+                };
+                match value.double() {
+                    Some(d) => set_attr(&mut self.genai().attrs, k, Value::F64(d)),
+                    None => invalid(self, value),
+                }
+            }
+            MaxTokens | Seed | EmbeddingDimensions => {
+                let k = match key {
+                    MaxTokens => sc::GEN_AI_REQUEST_MAX_TOKENS,
+                    Seed => sc::GEN_AI_REQUEST_SEED,
+                    _ => sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
+                };
+                if key == EmbeddingDimensions {
+                    self.genai().embedding = true;
+                }
+                match value.int() {
+                    Some(i) => set_attr(&mut self.genai().attrs, k, Value::I64(i)),
+                    None => invalid(self, value),
+                }
+            }
+            Stop => set_attr(
+                &mut self.genai().attrs,
+                sc::GEN_AI_REQUEST_STOP_SEQUENCES,
+                string_array(string_list(value)),
+            ),
+            Stream => match value.boolean() {
+                Some(b) => set_attr(
+                    &mut self.genai().attrs,
+                    sc::GEN_AI_REQUEST_STREAM,
+                    Value::Bool(b),
+                ),
+                None => invalid(self, value),
+            },
+            User => self.inherited().user = Some(value.into_string()),
+            Session => self.inherited().session = Some(value.into_string()),
+            Tags => self.inherited().tags = string_list(value),
+            Metadata => {
+                let md = &mut self.inherited().metadata;
+                let v = value.otel();
+                match md.iter_mut().find(|(k, _)| *k == field) {
+                    Some(slot) => slot.1 = v,
+                    None => md.push((field, v)),
+                }
+            }
+            ToolName => self.genai().tool_name = Some(value.into_string()),
+            ToolCallId => set_attr(
+                &mut self.genai().attrs,
+                sc::GEN_AI_TOOL_CALL_ID,
+                Value::String(value.into_string().into()),
+            ),
+            ToolDescription => set_attr(
+                &mut self.genai().attrs,
+                sc::GEN_AI_TOOL_DESCRIPTION,
+                Value::String(value.into_string().into()),
+            ),
+            ToolType => set_attr(
+                &mut self.genai().attrs,
+                sc::GEN_AI_TOOL_TYPE,
+                Value::String(value.into_string().into()),
+            ),
+            ToolArguments => self.genai().tool_arguments = Some(value.into_string()),
+            ToolResult => self.genai().tool_result = Some(value.into_string()),
+            AgentName => self.genai().agent_name = Some(value.into_string()),
+            AgentId => set_attr(
+                &mut self.genai().attrs,
+                sc::GEN_AI_AGENT_ID,
+                Value::String(value.into_string().into()),
+            ),
+            AgentDescription => set_attr(
+                &mut self.genai().attrs,
+                sc::GEN_AI_AGENT_DESCRIPTION,
+                Value::String(value.into_string().into()),
+            ),
+            WorkflowName => self.genai().workflow_name = Some(value.into_string()),
+            RetrievalQuery => self.genai().retrieval_query = Some(value.into_string()),
+            RetrievalDocuments => self.genai().documents = Some(value.into_string()),
+            DataSource => self.genai().data_source = Some(value.into_string()),
+            Feedback => match value.double() {
+                Some(score) => {
+                    self.genai()
+                        .feedback
+                        .get_or_insert_with(Default::default)
+                        .score = Some(score)
+                }
+                None => invalid(self, value),
+            },
+            FeedbackName => {
+                self.genai()
+                    .feedback
+                    .get_or_insert_with(Default::default)
+                    .name = Some(value.into_string())
+            }
+            FeedbackLabel => {
+                self.genai()
+                    .feedback
+                    .get_or_insert_with(Default::default)
+                    .label = Some(value.into_string())
+            }
+            FeedbackComment => {
+                self.genai()
+                    .feedback
+                    .get_or_insert_with(Default::default)
+                    .comment = Some(value.into_string())
+            }
+            ErrorType => self.genai().error_type = Some(value.into_string()),
+        }
+    }
+}
+
+impl GenAi {
+    /// The operation written, or inferred from the fields present.
+    pub(crate) fn operation(&self) -> Cow<'_, str> {
+        if let Some(op) = &self.operation {
+            return Cow::Borrowed(op);
+        }
+        Cow::Borrowed(
+            if self.tool_name.is_some()
+                || self.tool_arguments.is_some()
+                || self.tool_result.is_some()
+            {
+                sc::OP_EXECUTE_TOOL
+            } else if self.agent_name.is_some() {
+                sc::OP_INVOKE_AGENT
+            } else if self.retrieval_query.is_some()
+                || self.documents.is_some()
+                || self.data_source.is_some()
+            {
+                sc::OP_RETRIEVAL
+            } else if self.embedding {
+                sc::OP_EMBEDDINGS
+            } else if self.workflow_name.is_some() {
+                sc::OP_INVOKE_WORKFLOW
+            } else {
+                sc::OP_CHAT
+            },
+        )
+    }
+}
+
+/// `{operation} {target}` per the conventions, `{operation}` without a target.
+fn span_name(op: &str, g: &GenAi) -> String {
+    let target = match op {
+        sc::OP_EXECUTE_TOOL => g.tool_name.as_deref(),
+        sc::OP_INVOKE_AGENT | sc::OP_CREATE_AGENT => g.agent_name.as_deref(),
+        sc::OP_RETRIEVAL => g.data_source.as_deref(),
+        sc::OP_INVOKE_WORKFLOW => g.workflow_name.as_deref(),
+        _ => g.model.as_deref(),
+    };
+    match target {
+        Some(t) if !t.is_empty() => format!("{op} {t}"),
+        _ => op.to_string(),
+    }
+}
+
+fn span_kind(op: &str) -> SpanKind {
+    match op {
+        sc::OP_EXECUTE_TOOL | sc::OP_INVOKE_AGENT | sc::OP_INVOKE_WORKFLOW => SpanKind::Internal,
+        sc::OP_CHAT
+        | sc::OP_TEXT_COMPLETION
+        | sc::OP_GENERATE_CONTENT
+        | sc::OP_EMBEDDINGS
+        | sc::OP_RETRIEVAL
+        | sc::OP_CREATE_AGENT => SpanKind::Client,
+        _ => SpanKind::Internal,
+    }
+}
+
+fn hash_user(salt: &str, user: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(salt.as_bytes())
+        .chain_update(user.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn push(attrs: &mut Vec<KeyValue>, key: &'static str, value: impl Into<Value>) {
+    attrs.push(KeyValue::new(Key::from_static_str(key), value));
+}
+
+/// Finishes a span's GenAI semantics: inherited user/session/tags/metadata on
+/// every span, and for LLM spans the convention keys, name, kind, content
+/// (per the content policy) and error type. Runs on the export worker.
+pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
+    if let Some(inh) = rec.inherited.take() {
+        if let Some(user) = &inh.user {
+            let user = match &policy.hash_user_ids {
+                Some(salt) => hash_user(salt, user),
+                None => user.clone(),
+            };
+            push(&mut rec.attrs, sc::USER_ID, user);
+        }
+        if let Some(session) = &inh.session {
+            push(&mut rec.attrs, sc::SESSION_ID, session.clone());
+            push(&mut rec.attrs, sc::GEN_AI_CONVERSATION_ID, session.clone());
+        }
+        if !inh.tags.is_empty() {
+            push(&mut rec.attrs, sc::LLM_TAGS, string_array(inh.tags.clone()));
+        }
+        for (k, v) in &inh.metadata {
+            rec.attrs
+                .push(KeyValue::new(Key::from_static_str(k), v.clone()));
+        }
+    }
+    let Some(g) = rec.genai.take() else { return };
+    let mut g = *g;
+    let op = g.operation().into_owned();
+
+    if !rec.meta.name_set {
+        let original = rec.meta.name.clone();
+        rec.meta.name = Cow::Owned(span_name(&op, &g));
+        rec.attrs.push(KeyValue::new(
+            Key::from_static_str(sc::CODE_FUNCTION_NAME),
+            Value::String(original.into()),
+        ));
+    }
+    if !rec.meta.kind_set {
+        rec.meta.kind = span_kind(&op);
+    }
+
+    let attrs = &mut rec.attrs;
+    match op.as_str() {
+        sc::OP_RETRIEVAL => push(attrs, sc::LANGFUSE_OBSERVATION_TYPE, "retriever"),
+        sc::OP_INVOKE_WORKFLOW => push(attrs, sc::LANGFUSE_OBSERVATION_TYPE, "chain"),
+        _ => {}
+    }
+    push(attrs, sc::GEN_AI_OPERATION_NAME, op);
+    let strings = [
+        (sc::GEN_AI_PROVIDER_NAME, g.provider.take()),
+        (sc::GEN_AI_REQUEST_MODEL, g.model.take()),
+        (sc::GEN_AI_RESPONSE_MODEL, g.response_model.take()),
+        (sc::GEN_AI_RESPONSE_ID, g.response_id.take()),
+        (sc::GEN_AI_TOOL_NAME, g.tool_name.take()),
+        (sc::GEN_AI_AGENT_NAME, g.agent_name.take()),
+        (sc::GEN_AI_WORKFLOW_NAME, g.workflow_name.take()),
+        (sc::GEN_AI_DATA_SOURCE_ID, g.data_source.take()),
+    ];
+    for (key, value) in strings {
+        if let Some(v) = value {
+            push(attrs, key, v);
+        }
+    }
+    for (key, value) in USAGE_KEYS.iter().zip(g.usage) {
+        if let Some(n) = value {
+            push(attrs, key, n);
+        }
+    }
+    if let Some(cost) = g.cost {
+        push(attrs, sc::GEN_AI_USAGE_COST, cost);
+    }
+    attrs.append(&mut g.attrs);
+
+    let mut content: Vec<KeyValue> = Vec::new();
+    let mut finish_reasons = std::mem::take(&mut g.finish_reasons);
+    if policy.capture.any() {
+        if let Some(raw) = g.system_prompt.take() {
+            let v = messages::system_instructions(raw);
+            push(
+                &mut content,
+                sc::GEN_AI_SYSTEM_INSTRUCTIONS,
+                policy.render(ContentKind::SystemInstructions, v),
+            );
+        }
+        if let Some(raw) = g.prompt.take() {
+            let v = messages::input_messages(raw);
+            push(
+                &mut content,
+                sc::GEN_AI_INPUT_MESSAGES,
+                policy.render(ContentKind::InputMessages, v),
+            );
+        }
+        if let Some(raw) = g.completion.take() {
+            let (v, found) = messages::output_messages(raw, &finish_reasons);
+            if finish_reasons.is_empty() {
+                finish_reasons = found;
+            }
+            push(
+                &mut content,
+                sc::GEN_AI_OUTPUT_MESSAGES,
+                policy.render(ContentKind::OutputMessages, v),
+            );
+        }
+        if let Some(raw) = g.tool_arguments.take() {
+            let v = messages::parse_json(&raw).unwrap_or(serde_json::Value::String(raw));
+            push(
+                &mut content,
+                sc::GEN_AI_TOOL_CALL_ARGUMENTS,
+                policy.render(ContentKind::ToolArguments, v),
+            );
+        }
+        if let Some(raw) = g.tool_result.take() {
+            let v = messages::parse_json(&raw).unwrap_or(serde_json::Value::String(raw));
+            push(
+                &mut content,
+                sc::GEN_AI_TOOL_CALL_RESULT,
+                policy.render(ContentKind::ToolResult, v),
+            );
+        }
+        if let Some(q) = g.retrieval_query.take() {
+            push(
+                &mut content,
+                sc::GEN_AI_RETRIEVAL_QUERY_TEXT,
+                policy.render_text(ContentKind::RetrievalQuery, q),
+            );
+        }
+        if let Some(raw) = g.documents.take() {
+            let v = documents(raw);
+            push(
+                &mut content,
+                sc::GEN_AI_RETRIEVAL_DOCUMENTS,
+                policy.render(ContentKind::RetrievalDocuments, v),
+            );
+        }
+    }
+    if !finish_reasons.is_empty() {
+        push(
+            attrs,
+            sc::GEN_AI_RESPONSE_FINISH_REASONS,
+            string_array(finish_reasons),
+        );
+    }
+    if rec.meta.is_error() {
+        let error_type = g
+            .error_type
+            .take()
+            .unwrap_or_else(|| sc::ERROR_TYPE_OTHER.to_string());
+        push(attrs, sc::ERROR_TYPE, error_type);
+    }
+    if !content.is_empty() {
+        if policy.capture.on_event() {
+            let ev = Event::new(sc::EVENT_INFERENCE_DETAILS, rec.end, content.clone(), 0);
+            rec.events.push(ev);
+        }
+        if policy.capture.on_span() {
+            rec.attrs.append(&mut content);
+        }
+    }
+    if let Some(fb) = &g.feedback {
+        rec.events.push(fb.event());
+    }
+}
+
+/// `gen_ai.retrieval.documents` from a JSON array (objects or strings); each
+/// document gets a string `id` (its index when none was given).
+pub(crate) fn documents(raw: String) -> serde_json::Value {
+    use serde_json::Value as J;
+    let items = match messages::parse_json(&raw) {
+        Some(J::Array(items)) => items,
+        Some(other) => vec![other],
+        None => vec![J::String(raw)],
+    };
+    J::Array(
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                J::Object(mut o) => {
+                    let id = match o.remove("id") {
+                        Some(J::String(s)) => s,
+                        Some(J::Null) | None => i.to_string(),
+                        Some(other) => other.to_string(),
+                    };
+                    o.insert("id".into(), J::String(id));
+                    J::Object(o)
+                }
+                J::String(s) => serde_json::json!({"id": i.to_string(), "content": s}),
+                other => serde_json::json!({"id": i.to_string(), "content": other}),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocabulary_and_aliases() {
+        assert_eq!(
+            LlmKey::of("llm.usage.prompt_tokens"),
+            Some(LlmKey::InputTokens)
+        );
+        assert_eq!(LlmKey::of("llm.system"), Some(LlmKey::Provider));
+        assert_eq!(LlmKey::of("gen_ai.request.model"), Some(LlmKey::Model));
+        assert_eq!(LlmKey::of("llm.metadata.tenant"), Some(LlmKey::Metadata));
+        assert_eq!(LlmKey::of("llm.metadata."), None);
+        assert_eq!(LlmKey::of("model"), None);
+    }
+
+    #[test]
+    fn counts_are_safe() {
+        assert_eq!(FieldValue::F64(f64::NAN).count(), None);
+        assert_eq!(FieldValue::I64(-3).count(), None);
+        assert_eq!(FieldValue::Str("812".into()).count(), Some(812));
+        assert_eq!(FieldValue::U64(u64::MAX).count(), None);
+        assert_eq!(FieldValue::F64(12.0).count(), Some(12));
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(
+            string_list(FieldValue::Str("stop, length".into())),
+            ["stop", "length"]
+        );
+        assert_eq!(
+            string_list(FieldValue::Str(r#"["a","b"]"#.into())),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn hashing_is_stable_and_salted() {
+        assert_eq!(
+            hash_user("", "abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(hash_user("salt", "abc"), hash_user("", "abc"));
+    }
+}
