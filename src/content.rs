@@ -204,7 +204,7 @@ fn largest_array(value: &Value) -> Option<String> {
         let len = at.len();
         match value {
             Value::Array(items) => {
-                if items.len() > 1 && best.as_ref().map_or(true, |(n, _)| items.len() > *n) {
+                if items.len() > 1 && best.as_ref().is_none_or(|(n, _)| items.len() > *n) {
                     *best = Some((items.len(), at.clone()));
                 }
                 for (i, item) in items.iter().enumerate() {

@@ -175,7 +175,7 @@ fn to_message(v: Value, default_role: &str) -> Value {
     let mut out = Map::new();
     let parts = if let Some(Value::Array(parts)) = o.remove("parts") {
         // Already semconv-shaped: keep, repairing parts that lack a type.
-        parts.into_iter().flat_map(|p| normalize_part(p)).collect()
+        parts.into_iter().flat_map(normalize_part).collect()
     } else if role == "tool" || role == "function" {
         // An OpenAI tool result.
         let id = o.remove("tool_call_id").unwrap_or(Value::Null);
