@@ -182,6 +182,8 @@ pub(crate) struct SpanMeta {
     pub(crate) name_set: bool,
     /// `otel.kind` was given.
     pub(crate) kind_set: bool,
+    /// `error.type` from a recorded error.
+    pub(crate) error_type: Option<String>,
 }
 
 impl SpanMeta {
@@ -194,6 +196,7 @@ impl SpanMeta {
             error: None,
             name_set: false,
             kind_set: false,
+            error_type: None,
         }
     }
 

@@ -101,6 +101,7 @@ pub mod config;
 mod content;
 mod error;
 mod export;
+mod feedback;
 mod fields;
 mod genai;
 mod layer;
@@ -108,15 +109,18 @@ mod pipeline;
 mod sampler;
 pub mod semconv;
 mod span_ext;
+mod types;
 
 pub use config::{Compression, Exporter, Protocol};
 pub use content::{ContentCapture, ContentKind, DEFAULT_MAX_CONTENT_BYTES};
 pub use error::Error;
 pub use export::Stats;
+pub use feedback::{feedback, SpanRef};
 pub use layer::Layer;
 pub use pipeline::{Guard, Pipeline};
 pub use sampler::Sampler;
 pub use span_ext::SpanExt;
+pub use types::{Content, Document, Message, Part, ToolCall, Usage};
 
 /// The OpenTelemetry API crate this crate is built on, so versions never skew.
 pub use opentelemetry;

@@ -17,6 +17,9 @@ pub const EXCEPTION_EVENT: &str = "exception";
 /// The error's message, on the `exception` event (and on a span that recorded a `&dyn Error`).
 pub const EXCEPTION_MESSAGE: &str = "exception.message";
 
+/// The error's type, on the `exception` event of [`SpanExt::record_error`](crate::SpanExt::record_error).
+pub const EXCEPTION_TYPE: &str = "exception.type";
+
 /// Source file of the span's callsite.
 pub const CODE_FILE_PATH: &str = "code.file.path";
 /// Line of the span's callsite.

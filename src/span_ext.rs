@@ -9,6 +9,15 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 use crate::fields::Code;
 use crate::layer::{set_attribute, ParentCx, Record, SpanState, WithState};
+use std::time::SystemTime;
+
+use opentelemetry::trace::Event;
+use opentelemetry::KeyValue;
+
+use crate::feedback::SpanRef;
+use crate::genai::{Feedback, FieldValue, LlmKey};
+use crate::semconv::{self, fields as f};
+use crate::types::{Content, Usage};
 use crate::Error;
 
 /// OpenTelemetry operations on any `tracing::Span`, including spans made by
@@ -87,6 +96,67 @@ pub trait SpanExt {
 
     /// Adds a link to another span, e.g. the message that caused this work.
     fn add_link(&self, span_context: SpanContext);
+
+    // === GenAI recorders ===
+    //
+    // These work on any span, including `#[instrument]` spans that did not
+    // declare the `llm.*` field, and return the span for chaining.
+
+    /// Records the prompt (`llm.prompt` → `gen_ai.input.messages`): text,
+    /// typed [`Message`](crate::Message)s, or OpenAI-shaped JSON.
+    fn record_prompt(&self, prompt: impl Into<Content>) -> &Self;
+
+    /// Records the completion (`llm.completion` → `gen_ai.output.messages`).
+    fn record_completion(&self, completion: impl Into<Content>) -> &Self;
+
+    /// Records token usage (and cost, if given).
+    fn record_usage(&self, usage: Usage) -> &Self;
+
+    /// Records the response id, the model that answered, and the finish
+    /// reasons (one per choice). Empty values are skipped.
+    fn record_response(&self, id: &str, model: &str, finish_reasons: &[&str]) -> &Self;
+
+    /// Records the finish reason(s), comma-separated.
+    fn record_finish(&self, finish_reasons: &str) -> &Self;
+
+    /// Records a tool's result (`gen_ai.tool.call.result`).
+    fn record_tool_result(&self, result: impl Into<Content>) -> &Self;
+
+    /// Records retrieved documents (`gen_ai.retrieval.documents`).
+    fn record_documents(&self, documents: impl Into<Content>) -> &Self;
+
+    /// Marks the operation failed: status Error with the error's message,
+    /// `error.type` = the error's type name, and an `exception` event.
+    fn record_error<E: std::error::Error + 'static>(&self, error: &E) -> &Self;
+
+    /// Adds a `gen_ai.evaluation.result` event (e.g. a user's thumbs-up) to
+    /// this span while it is open. After it closed, use
+    /// [`feedback`](crate::feedback) with its [`SpanRef`].
+    fn record_feedback(
+        &self,
+        name: &str,
+        score: f64,
+        label: Option<&str>,
+        comment: Option<&str>,
+    ) -> &Self;
+
+    /// Sets the end user (`user.id`) of this span and of descendants created from now on.
+    fn set_user(&self, user: &str) -> &Self;
+
+    /// Sets the session (`session.id`, `gen_ai.conversation.id`) of this span
+    /// and of descendants created from now on.
+    fn set_session(&self, session: &str) -> &Self;
+
+    /// Sets `llm.metadata.<key>` on this span and on descendants created from now on.
+    fn set_metadata(&self, key: &str, value: impl Into<Value>) -> &Self;
+
+    /// A reference to this span that outlives it: store it, send it to the
+    /// front end as a `traceparent` string, and rate the answer later with
+    /// [`feedback`](crate::feedback).
+    fn span_ref(&self) -> Option<SpanRef> {
+        self.span_context()
+            .map(|sc| SpanRef::from_span_context(&sc))
+    }
 }
 
 fn with_state(
@@ -195,6 +265,206 @@ impl SpanExt for tracing::Span {
             }
         });
     }
+
+    fn record_prompt(&self, prompt: impl Into<Content>) -> &Self {
+        set_llm(
+            self,
+            LlmKey::Prompt,
+            f::PROMPT,
+            FieldValue::Str(prompt.into().0),
+        );
+        self
+    }
+
+    fn record_completion(&self, completion: impl Into<Content>) -> &Self {
+        set_llm(
+            self,
+            LlmKey::Completion,
+            f::COMPLETION,
+            FieldValue::Str(completion.into().0),
+        );
+        self
+    }
+
+    fn record_usage(&self, usage: Usage) -> &Self {
+        set_llm(
+            self,
+            LlmKey::InputTokens,
+            f::INPUT_TOKENS,
+            FieldValue::U64(usage.input),
+        );
+        set_llm(
+            self,
+            LlmKey::OutputTokens,
+            f::OUTPUT_TOKENS,
+            FieldValue::U64(usage.output),
+        );
+        let optional = [
+            (
+                LlmKey::CacheReadTokens,
+                f::CACHE_READ_TOKENS,
+                usage.cache_read,
+            ),
+            (
+                LlmKey::CacheWriteTokens,
+                f::CACHE_WRITE_TOKENS,
+                usage.cache_write,
+            ),
+            (
+                LlmKey::ReasoningTokens,
+                f::REASONING_TOKENS,
+                usage.reasoning,
+            ),
+        ];
+        for (key, field, value) in optional {
+            if let Some(v) = value {
+                set_llm(self, key, field, FieldValue::U64(v));
+            }
+        }
+        if let Some(cost) = usage.cost {
+            set_llm(self, LlmKey::Cost, f::COST, FieldValue::F64(cost));
+        }
+        self
+    }
+
+    fn record_response(&self, id: &str, model: &str, finish_reasons: &[&str]) -> &Self {
+        if !id.is_empty() {
+            set_llm(
+                self,
+                LlmKey::ResponseId,
+                f::RESPONSE_ID,
+                FieldValue::Str(id.into()),
+            );
+        }
+        if !model.is_empty() {
+            set_llm(
+                self,
+                LlmKey::ResponseModel,
+                f::RESPONSE_MODEL,
+                FieldValue::Str(model.into()),
+            );
+        }
+        if !finish_reasons.is_empty() {
+            self.record_finish(&finish_reasons.join(","));
+        }
+        self
+    }
+
+    fn record_finish(&self, finish_reasons: &str) -> &Self {
+        set_llm(
+            self,
+            LlmKey::FinishReasons,
+            f::FINISH_REASON,
+            FieldValue::Str(finish_reasons.into()),
+        );
+        self
+    }
+
+    fn record_tool_result(&self, result: impl Into<Content>) -> &Self {
+        set_llm(
+            self,
+            LlmKey::ToolResult,
+            f::TOOL_RESULT,
+            FieldValue::Str(result.into().0),
+        );
+        self
+    }
+
+    fn record_documents(&self, documents: impl Into<Content>) -> &Self {
+        set_llm(
+            self,
+            LlmKey::RetrievalDocuments,
+            f::RETRIEVAL_DOCUMENTS,
+            FieldValue::Str(documents.into().0),
+        );
+        self
+    }
+
+    fn record_error<E: std::error::Error + 'static>(&self, error: &E) -> &Self {
+        let message = error.to_string();
+        let full = std::any::type_name::<E>();
+        let short = full
+            .split('<')
+            .next()
+            .unwrap_or(full)
+            .rsplit("::")
+            .next()
+            .unwrap_or(full)
+            .to_string();
+        with_record(self, &mut |rec| {
+            rec.meta.set_error(message.clone());
+            rec.meta.error_type = Some(short.clone());
+            let attrs = vec![
+                KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
+                KeyValue::new(semconv::EXCEPTION_TYPE, full),
+            ];
+            rec.events.push(Event::new(
+                semconv::EXCEPTION_EVENT,
+                SystemTime::now(),
+                attrs,
+                0,
+            ));
+        });
+        self
+    }
+
+    fn record_feedback(
+        &self,
+        name: &str,
+        score: f64,
+        label: Option<&str>,
+        comment: Option<&str>,
+    ) -> &Self {
+        let fb = Feedback {
+            score: score.is_finite().then_some(score),
+            name: Some(name.to_string()),
+            label: label.map(str::to_string),
+            comment: comment.map(str::to_string),
+        };
+        with_record(self, &mut |rec| rec.events.push(fb.event()));
+        self
+    }
+
+    fn set_user(&self, user: &str) -> &Self {
+        set_llm(self, LlmKey::User, f::USER, FieldValue::Str(user.into()));
+        self
+    }
+
+    fn set_session(&self, session: &str) -> &Self {
+        set_llm(
+            self,
+            LlmKey::Session,
+            f::SESSION,
+            FieldValue::Str(session.into()),
+        );
+        self
+    }
+
+    fn set_metadata(&self, key: &str, value: impl Into<Value>) -> &Self {
+        let name = format!("{}{key}", semconv::LLM_METADATA_PREFIX);
+        let mut value = Some(value.into());
+        with_record(self, &mut |rec| {
+            let Some(v) = value.take() else { return };
+            let md = &mut rec.inherited().metadata;
+            match md.iter_mut().find(|(k, _)| *k == name) {
+                Some(slot) => slot.1 = v,
+                None => md.push((name.clone().into(), v)),
+            }
+        });
+        self
+    }
+}
+
+/// Applies one vocabulary value to a recorded span, honouring the content policy.
+fn set_llm(span: &tracing::Span, key: LlmKey, field: &'static str, value: FieldValue) {
+    let mut value = Some(value);
+    with_state(span, &mut |state, shared, _| {
+        if let (SpanState::Sampled(rec), Some(v)) = (state, value.take()) {
+            if shared.policy.capture.any() || !key.is_content() {
+                rec.set_llm(key, field, v);
+            }
+        }
+    });
 }
 
 /// Lets a `&dyn Extractor` be passed where `impl Extractor` is expected.

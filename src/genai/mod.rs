@@ -250,7 +250,7 @@ pub(crate) struct Inherited {
     pub(crate) user: Option<String>,
     pub(crate) session: Option<String>,
     pub(crate) tags: Vec<String>,
-    pub(crate) metadata: Vec<(&'static str, Value)>,
+    pub(crate) metadata: Vec<(Cow<'static, str>, Value)>,
 }
 
 /// A score given while the rated span is open.
@@ -344,11 +344,11 @@ fn string_array(items: Vec<String>) -> Value {
 }
 
 impl Record {
-    fn genai(&mut self) -> &mut GenAi {
+    pub(crate) fn genai(&mut self) -> &mut GenAi {
         self.genai.get_or_insert_with(Default::default)
     }
 
-    fn inherited(&mut self) -> &mut Inherited {
+    pub(crate) fn inherited(&mut self) -> &mut Inherited {
         Arc::make_mut(self.inherited.get_or_insert_with(Default::default))
     }
 
@@ -437,9 +437,9 @@ impl Record {
             Metadata => {
                 let md = &mut self.inherited().metadata;
                 let v = value.otel();
-                match md.iter_mut().find(|(k, _)| *k == field) {
+                match md.iter_mut().find(|(k, _)| k == field) {
                     Some(slot) => slot.1 = v,
-                    None => md.push((field, v)),
+                    None => md.push((Cow::Borrowed(field), v)),
                 }
             }
             ToolName => self.genai().tool_name = Some(value.into_string()),
@@ -599,10 +599,17 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
         }
         for (k, v) in &inh.metadata {
             rec.attrs
-                .push(KeyValue::new(Key::from_static_str(k), v.clone()));
+                .push(KeyValue::new(Key::new(k.clone()), v.clone()));
         }
     }
-    let Some(g) = rec.genai.take() else { return };
+    let Some(g) = rec.genai.take() else {
+        if rec.meta.is_error() {
+            if let Some(t) = rec.meta.error_type.take() {
+                push(&mut rec.attrs, sc::ERROR_TYPE, t);
+            }
+        }
+        return;
+    };
     let mut g = *g;
     let op = g.operation().into_owned();
 
@@ -723,6 +730,7 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
         let error_type = g
             .error_type
             .take()
+            .or_else(|| rec.meta.error_type.take())
             .unwrap_or_else(|| sc::ERROR_TYPE_OTHER.to_string());
         push(attrs, sc::ERROR_TYPE, error_type);
     }
