@@ -184,10 +184,16 @@ pub(crate) struct SpanMeta {
     pub(crate) kind_set: bool,
     /// `error.type` from a recorded error.
     pub(crate) error_type: Option<String>,
+    /// The Rust function (`#[instrument]`) or span name, kept as
+    /// `code.function.name` when the span is renamed; `None` for the crate's
+    /// own helper spans.
+    pub(crate) function: Option<&'static str>,
 }
 
 impl SpanMeta {
-    pub(crate) fn new(name: &'static str) -> SpanMeta {
+    pub(crate) fn new(meta: &'static Metadata<'static>) -> SpanMeta {
+        let name = meta.name();
+        let function = (!meta.target().starts_with("tracing_llm")).then_some(name);
         SpanMeta {
             name: Cow::Borrowed(name),
             kind: SpanKind::Internal,
@@ -197,6 +203,7 @@ impl SpanMeta {
             name_set: false,
             kind_set: false,
             error_type: None,
+            function,
         }
     }
 

@@ -78,7 +78,7 @@ impl Record {
         let now = SystemTime::now();
         Record {
             cx,
-            meta: SpanMeta::new(meta.name()),
+            meta: SpanMeta::new(meta),
             start: now,
             end: now,
             attrs,

@@ -104,6 +104,7 @@ mod export;
 mod feedback;
 mod fields;
 mod genai;
+mod helpers;
 mod layer;
 mod pipeline;
 mod sampler;
@@ -116,6 +117,10 @@ pub use content::{ContentCapture, ContentKind, DEFAULT_MAX_CONTENT_BYTES};
 pub use error::Error;
 pub use export::Stats;
 pub use feedback::{feedback, SpanRef};
+pub use helpers::{
+    agent, embedding, generation, retrieval, tool, workflow, Agent, Embedding, Generation,
+    Retrieval, Tool, Workflow,
+};
 pub use layer::Layer;
 pub use pipeline::{Guard, Pipeline};
 pub use sampler::Sampler;

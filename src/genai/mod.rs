@@ -614,12 +614,13 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
     let op = g.operation().into_owned();
 
     if !rec.meta.name_set {
-        let original = rec.meta.name.clone();
         rec.meta.name = Cow::Owned(span_name(&op, &g));
-        rec.attrs.push(KeyValue::new(
-            Key::from_static_str(sc::CODE_FUNCTION_NAME),
-            Value::String(original.into()),
-        ));
+        if let Some(function) = rec.meta.function {
+            rec.attrs.push(KeyValue::new(
+                Key::from_static_str(sc::CODE_FUNCTION_NAME),
+                StringValue::from(function),
+            ));
+        }
     }
     if !rec.meta.kind_set {
         rec.meta.kind = span_kind(&op);
