@@ -5,44 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{grpc_receiver, http_receiver, Got, Receiver};
+use common::{pipeline, receiver, run, Got, Transport};
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 use tracing::{info_span, instrument, Instrument};
-use tracing_llm::{semconv, Compression, Guard, Pipeline, Sampler, SpanExt};
-use tracing_subscriber::prelude::*;
-
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Grpc,
-    Http,
-}
-
-fn receiver(t: Transport) -> Receiver {
-    match t {
-        Transport::Grpc => grpc_receiver(),
-        Transport::Http => http_receiver(),
-    }
-}
-
-fn pipeline(t: Transport, rx: &Receiver) -> Pipeline {
-    let p = Pipeline::builder()
-        .with_service_name("otlp-test")
-        .with_scheduled_delay(Duration::from_millis(50))
-        .with_shutdown_timeout(Duration::from_secs(10));
-    match t {
-        Transport::Grpc => p.with_otlp_grpc(rx.base_url()),
-        Transport::Http => p.with_otlp_http(format!("{}/v1/traces", rx.base_url())),
-    }
-}
-
-/// Runs `f` with the layer as the thread's subscriber, then shuts the pipeline down.
-fn run(p: Pipeline, f: impl FnOnce(&Guard)) {
-    let (layer, guard) = p.build().expect("pipeline builds");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || f(&guard));
-    guard.shutdown().expect("shutdown within its timeout");
-}
+use tracing_llm::{semconv, Compression, Sampler, SpanExt};
 
 macro_rules! both_transports {
     ($($check:ident),* $(,)?) => {

@@ -341,3 +341,48 @@ async fn handle_http(
 }
 
 pub mod traffic;
+
+// === pipelines under test ===
+
+/// The OTLP transport a test runs over.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    Grpc,
+    Http,
+}
+
+pub fn receiver(t: Transport) -> Receiver {
+    match t {
+        Transport::Grpc => grpc_receiver(),
+        Transport::Http => http_receiver(),
+    }
+}
+
+/// A pipeline exporting to `rx` quickly, so tests stay short.
+pub fn pipeline(t: Transport, rx: &Receiver) -> tracing_llm::Pipeline {
+    let p = tracing_llm::Pipeline::builder()
+        .with_service_name("otlp-test")
+        .with_scheduled_delay(Duration::from_millis(50))
+        .with_shutdown_timeout(Duration::from_secs(10));
+    match t {
+        Transport::Grpc => p.with_otlp_grpc(rx.base_url()),
+        Transport::Http => p.with_otlp_http(format!("{}/v1/traces", rx.base_url())),
+    }
+}
+
+/// Runs `f` with the layer as the thread's subscriber, then shuts the pipeline down.
+pub fn run(p: tracing_llm::Pipeline, f: impl FnOnce(&tracing_llm::Guard)) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (layer, guard) = p.build().expect("pipeline builds");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || f(&guard));
+    guard.shutdown().expect("shutdown within its timeout");
+}
+
+/// Every received span's encoded bytes, to check that a string left nowhere.
+pub fn raw_bytes(rx: &Receiver) -> Vec<u8> {
+    rx.requests().iter().flat_map(|r| r.request.encode_to_vec()).collect()
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
