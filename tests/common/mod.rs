@@ -380,9 +380,16 @@ pub fn run(p: tracing_llm::Pipeline, f: impl FnOnce(&tracing_llm::Guard)) {
 
 /// Every received span's encoded bytes, to check that a string left nowhere.
 pub fn raw_bytes(rx: &Receiver) -> Vec<u8> {
-    rx.requests().iter().flat_map(|r| r.request.encode_to_vec()).collect()
+    rx.requests()
+        .iter()
+        .flat_map(|r| r.request.encode_to_vec())
+        .collect()
 }
 
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
+
+pub mod schema;

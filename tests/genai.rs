@@ -1,0 +1,677 @@
+//! The GenAI mapping end to end: `llm.*` fields and typed helpers exported
+//! over OTLP to 127.0.0.1 receivers, checked against the conventions.
+
+mod common;
+
+use std::time::Duration;
+
+use common::schema::{self, Part};
+use common::{contains, pipeline, raw_bytes, receiver, run, Got, Receiver, Transport};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
+use tracing::field::Empty;
+use tracing::{info_span, instrument, Instrument};
+use tracing_llm::semconv::*;
+use tracing_llm::{ContentCapture, Document, Message, SpanExt, SpanRef, ToolCall, Usage};
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::ArrayValue(a)) => a
+            .values
+            .iter()
+            .filter_map(|v| match &v.value {
+                Some(Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        other => panic!("expected a string array, got {other:?}"),
+    }
+}
+
+fn int(s: &Got, key: &str) -> i64 {
+    match s.attr(key) {
+        Some(Value::IntValue(i)) => *i,
+        other => panic!("{key}: expected an int, got {other:?}"),
+    }
+}
+
+fn double(s: &Got, key: &str) -> f64 {
+    match s.attr(key) {
+        Some(Value::DoubleValue(d)) => *d,
+        other => panic!("{key}: expected a double, got {other:?}"),
+    }
+}
+
+fn text(s: &Got, key: &str) -> String {
+    s.str_attr(key)
+        .unwrap_or_else(|| panic!("{key} missing on {}", s.name()))
+        .to_string()
+}
+
+fn wait(rx: &Receiver, n: usize) -> Vec<Got> {
+    let spans = rx.wait_for(n, Duration::from_secs(5));
+    assert!(
+        spans.len() >= n,
+        "expected {n} spans, got {:?}",
+        spans.iter().map(Got::name).collect::<Vec<_>>()
+    );
+    spans
+}
+
+#[derive(Debug)]
+struct ModelError;
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upstream overloaded")
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+#[instrument(
+    skip(prompt),
+    fields(
+        llm.provider = "openai",
+        llm.model = "gpt-4o",
+        llm.temperature = 0.2,
+        llm.max_tokens = 256u64,
+        llm.top_p = 1,
+        llm.seed = 42,
+        llm.stop = "END,STOP",
+        llm.stream = false,
+        llm.prompt = prompt,
+        llm.system_prompt = "Answer briefly.",
+        llm.completion = Empty,
+        llm.usage.prompt_tokens = Empty,
+        llm.usage.completion_tokens = Empty,
+        llm.usage.cache_read_tokens = Empty,
+        llm.finish_reason = Empty,
+        llm.response.id = Empty,
+        llm.response.model = Empty,
+        llm.cost = Empty,
+    )
+)]
+fn ask_model(prompt: &str) -> String {
+    let reply = "Paris.";
+    let span = tracing::Span::current();
+    span.record("llm.completion", reply);
+    span.record("llm.usage.prompt_tokens", 812u64);
+    span.record("llm.usage.completion_tokens", 96u64);
+    span.record("llm.usage.cache_read_tokens", 512u64);
+    span.record("llm.finish_reason", "stop");
+    span.record("llm.response.id", "chatcmpl-123");
+    span.record("llm.response.model", "gpt-4o-2024-08-06");
+    span.record("llm.cost", 0.0031);
+    reply.to_string()
+}
+
+fn chat_from_instrument_fields(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        ask_model("What is the capital of France?");
+    });
+    wait(&rx, 1);
+    let s = rx.span("chat gpt-4o");
+    assert_eq!(s.span.kind, SpanKind::Client as i32);
+    assert_eq!(text(&s, GEN_AI_OPERATION_NAME), OP_CHAT);
+    assert_eq!(text(&s, GEN_AI_PROVIDER_NAME), "openai");
+    assert_eq!(text(&s, GEN_AI_REQUEST_MODEL), "gpt-4o");
+    assert_eq!(text(&s, GEN_AI_RESPONSE_MODEL), "gpt-4o-2024-08-06");
+    assert_eq!(text(&s, GEN_AI_RESPONSE_ID), "chatcmpl-123");
+    assert_eq!(text(&s, CODE_FUNCTION_NAME), "ask_model");
+    assert_eq!(double(&s, GEN_AI_REQUEST_TEMPERATURE), 0.2);
+    assert_eq!(
+        double(&s, GEN_AI_REQUEST_TOP_P),
+        1.0,
+        "an int top_p is emitted as a double"
+    );
+    assert_eq!(int(&s, GEN_AI_REQUEST_MAX_TOKENS), 256);
+    assert_eq!(int(&s, GEN_AI_REQUEST_SEED), 42);
+    assert_eq!(
+        s.attr(GEN_AI_REQUEST_STREAM),
+        Some(&Value::BoolValue(false))
+    );
+    assert_eq!(
+        strings(s.attr(GEN_AI_REQUEST_STOP_SEQUENCES)),
+        ["END", "STOP"]
+    );
+    assert_eq!(int(&s, GEN_AI_USAGE_INPUT_TOKENS), 812);
+    assert_eq!(int(&s, GEN_AI_USAGE_OUTPUT_TOKENS), 96);
+    assert_eq!(int(&s, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS), 512);
+    assert_eq!(double(&s, GEN_AI_USAGE_COST), 0.0031);
+    assert_eq!(strings(s.attr(GEN_AI_RESPONSE_FINISH_REASONS)), ["stop"]);
+    let input = schema::input(&text(&s, GEN_AI_INPUT_MESSAGES));
+    assert_eq!(input.len(), 1);
+    assert_eq!(input[0].role, "user");
+    assert!(
+        matches!(&input[0].parts[0], Part::Text { content } if content == "What is the capital of France?")
+    );
+    let output = schema::output(&text(&s, GEN_AI_OUTPUT_MESSAGES));
+    assert_eq!(
+        (output[0].role.as_str(), output[0].finish_reason.as_str()),
+        ("assistant", "stop")
+    );
+    let system = schema::system(&text(&s, GEN_AI_SYSTEM_INSTRUCTIONS));
+    assert!(matches!(&system[0], Part::Text { content } if content == "Answer briefly."));
+    for raw in ["llm.model", "llm.prompt", "llm.usage.prompt_tokens"] {
+        assert!(s.attr(raw).is_none(), "{raw} must be mapped, not copied");
+    }
+}
+
+#[derive(Debug)]
+struct Weather;
+
+fn helpers_cover_every_operation(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let workflow = tracing_llm::workflow("support")
+            .input("Is it raining in Paris?")
+            .span();
+        let _w = workflow.enter();
+        let agent = tracing_llm::agent("planner")
+            .model("gpt-4o")
+            .provider("openai")
+            .user("user-42")
+            .session("sess-7")
+            .tags(["beta", "eu"])
+            .metadata("tenant", "acme")
+            .span();
+        agent.in_scope(|| {
+            let r = tracing_llm::retrieval("kb-prod")
+                .query("paris weather")
+                .top_k(3.0)
+                .span();
+            r.record_documents(&vec![
+                Document::new("doc-1", 0.92).with_content("Paris is rainy"),
+                Document::new("doc-2", 0.5),
+            ]);
+            drop(r);
+            tracing_llm::embedding("openai", "text-embedding-3-small")
+                .dimensions(1536)
+                .in_scope(|| {
+                    tracing::Span::current().record_usage(Usage {
+                        input: 7,
+                        ..Default::default()
+                    });
+                });
+            let g = tracing_llm::generation("openai", "gpt-4o")
+                .temperature(0.0)
+                .prompt(&vec![Message::user("Weather?")])
+                .span();
+            g.record_completion(&Message::tool_calls([ToolCall::new(
+                "call_1",
+                "get_weather",
+                serde_json::json!({"city": "Paris"}),
+            )]))
+            .record_usage(Usage {
+                input: 50,
+                output: 12,
+                reasoning: Some(4),
+                ..Default::default()
+            })
+            .record_response("chatcmpl-9", "gpt-4o-2024-08-06", &["tool_calls"]);
+            drop(g);
+            tracing_llm::tool("get_weather")
+                .call_id("call_1")
+                .tool_type("function")
+                .arguments(&serde_json::json!({"city": "Paris"}))
+                .in_scope(|| {
+                    tracing::Span::current()
+                        .record_tool_result(&serde_json::json!({"forecast": "rain"}));
+                });
+            info_span!("post_process").in_scope(|| {});
+            rt.block_on(async {
+                tokio::spawn(async {}.instrument(info_span!("spawned_child")))
+                    .await
+                    .unwrap();
+            });
+        });
+        drop(agent);
+    });
+    let spans = wait(&rx, 8);
+    let by = |n: &str| rx.span(n);
+
+    let wf = by("invoke_workflow support");
+    assert_eq!(
+        (wf.span.kind, text(&wf, GEN_AI_OPERATION_NAME)),
+        (SpanKind::Internal as i32, OP_INVOKE_WORKFLOW.into())
+    );
+    assert_eq!(text(&wf, GEN_AI_WORKFLOW_NAME), "support");
+    assert!(
+        wf.attr(USER_ID).is_none(),
+        "the user was set below the workflow"
+    );
+    schema::input(&text(&wf, GEN_AI_INPUT_MESSAGES));
+
+    let agent = by("invoke_agent planner");
+    assert_eq!(agent.span.kind, SpanKind::Internal as i32);
+    assert_eq!(text(&agent, GEN_AI_AGENT_NAME), "planner");
+    assert!(agent.is_child_of(&wf));
+
+    let r = by("retrieval kb-prod");
+    assert_eq!(
+        (r.span.kind, text(&r, GEN_AI_OPERATION_NAME)),
+        (SpanKind::Client as i32, OP_RETRIEVAL.into())
+    );
+    assert_eq!(text(&r, GEN_AI_DATA_SOURCE_ID), "kb-prod");
+    assert_eq!(text(&r, GEN_AI_RETRIEVAL_QUERY_TEXT), "paris weather");
+    assert_eq!(double(&r, GEN_AI_REQUEST_TOP_K), 3.0);
+    let docs = schema::documents(&text(&r, GEN_AI_RETRIEVAL_DOCUMENTS));
+    assert_eq!((docs[0].id.as_str(), docs[0].score), ("doc-1", 0.92));
+    assert_eq!(docs[0].content.as_deref(), Some("Paris is rainy"));
+    assert!(
+        r.attr(CODE_FUNCTION_NAME).is_none(),
+        "helper spans have no Rust function to name"
+    );
+
+    let e = by("embeddings text-embedding-3-small");
+    assert_eq!(
+        (e.span.kind, text(&e, GEN_AI_OPERATION_NAME)),
+        (SpanKind::Client as i32, OP_EMBEDDINGS.into())
+    );
+    assert_eq!(int(&e, GEN_AI_EMBEDDINGS_DIMENSION_COUNT), 1536);
+    assert_eq!(int(&e, GEN_AI_USAGE_INPUT_TOKENS), 7);
+
+    let g = by("chat gpt-4o");
+    assert_eq!(g.span.kind, SpanKind::Client as i32);
+    assert_eq!(double(&g, GEN_AI_REQUEST_TEMPERATURE), 0.0);
+    assert_eq!(
+        (
+            int(&g, GEN_AI_USAGE_INPUT_TOKENS),
+            int(&g, GEN_AI_USAGE_OUTPUT_TOKENS)
+        ),
+        (50, 12)
+    );
+    assert_eq!(int(&g, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS), 4);
+    assert_eq!(
+        strings(g.attr(GEN_AI_RESPONSE_FINISH_REASONS)),
+        ["tool_call"]
+    );
+    assert_eq!(text(&g, GEN_AI_RESPONSE_ID), "chatcmpl-9");
+    let out = schema::output(&text(&g, GEN_AI_OUTPUT_MESSAGES));
+    assert!(
+        matches!(&out[0].parts[0], Part::ToolCall { name, arguments: Some(a), .. } if name == "get_weather" && a["city"] == "Paris")
+    );
+    assert_eq!(out[0].finish_reason, "tool_call");
+
+    let tool = by("execute_tool get_weather");
+    assert_eq!(
+        (tool.span.kind, text(&tool, GEN_AI_OPERATION_NAME)),
+        (SpanKind::Internal as i32, OP_EXECUTE_TOOL.into())
+    );
+    assert_eq!(text(&tool, GEN_AI_TOOL_CALL_ID), "call_1");
+    assert_eq!(text(&tool, GEN_AI_TOOL_TYPE), "function");
+    let args: serde_json::Value =
+        serde_json::from_str(&text(&tool, GEN_AI_TOOL_CALL_ARGUMENTS)).unwrap();
+    assert_eq!(args["city"], "Paris");
+    let result: serde_json::Value =
+        serde_json::from_str(&text(&tool, GEN_AI_TOOL_CALL_RESULT)).unwrap();
+    assert_eq!(result["forecast"], "rain");
+
+    // User, session, conversation, tags and metadata reach every descendant of the agent.
+    for name in [
+        "invoke_agent planner",
+        "retrieval kb-prod",
+        "embeddings text-embedding-3-small",
+        "chat gpt-4o",
+        "execute_tool get_weather",
+        "post_process",
+        "spawned_child",
+    ] {
+        let s = spans
+            .iter()
+            .find(|s| s.name() == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(s.str_attr(USER_ID), Some("user-42"), "{name}");
+        assert_eq!(s.str_attr(SESSION_ID), Some("sess-7"), "{name}");
+        assert_eq!(s.str_attr(GEN_AI_CONVERSATION_ID), Some("sess-7"), "{name}");
+        assert_eq!(strings(s.attr(LLM_TAGS)), ["beta", "eu"], "{name}");
+        assert_eq!(s.str_attr("llm.metadata.tenant"), Some("acme"), "{name}");
+        assert_eq!(s.trace_id(), wf.trace_id(), "{name}");
+    }
+    let _ = Weather;
+}
+
+both_transports!(chat_from_instrument_fields, helpers_cover_every_operation);
+
+macro_rules! both_transports {
+    ($($check:ident),* $(,)?) => {
+        mod grpc { $( #[test] fn $check() { super::$check(super::Transport::Grpc) } )* }
+        mod http { $( #[test] fn $check() { super::$check(super::Transport::Http) } )* }
+    };
+}
+use both_transports;
+
+fn grpc() -> (Receiver, tracing_llm::Pipeline) {
+    let rx = receiver(Transport::Grpc);
+    let p = pipeline(Transport::Grpc, &rx);
+    (rx, p)
+}
+
+#[test]
+fn openai_and_semconv_shaped_messages_validate() {
+    let (rx, p) = grpc();
+    let openai_prompt = serde_json::json!([
+        {"role": "system", "content": "Use tools."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}, {"type": "image_url", "image_url": {"url": "https://example.com/p.png"}}]},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "rainy, 14°C"}
+    ]);
+    let openai_response = serde_json::json!({"id": "chatcmpl-1", "model": "gpt-4o", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "It is rainy."}, "finish_reason": "stop"}]});
+    let semconv_prompt = r#"[{"role":"user","parts":[{"type":"text","content":"hi"}]}]"#;
+    run(p, |_| {
+        info_span!("openai", llm.model = "gpt-4o", llm.prompt = %openai_prompt, llm.completion = %openai_response).in_scope(|| {});
+        info_span!(
+            "semconv",
+            llm.model = "m",
+            llm.prompt = semconv_prompt,
+            llm.completion = "plain answer"
+        )
+        .in_scope(|| {});
+    });
+    wait(&rx, 2);
+    let s = rx.span("chat gpt-4o");
+    let input = schema::input(&text(&s, GEN_AI_INPUT_MESSAGES));
+    assert_eq!(
+        input.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
+        ["system", "user", "assistant", "tool"]
+    );
+    assert!(
+        matches!(&input[1].parts[1], Part::Uri { modality, uri, .. } if modality == "image" && uri.ends_with("p.png"))
+    );
+    assert!(
+        matches!(&input[2].parts[0], Part::ToolCall { id: Some(id), name, arguments: Some(a) } if id == "call_1" && name == "get_weather" && a["city"] == "Paris")
+    );
+    assert!(
+        matches!(&input[3].parts[0], Part::ToolCallResponse { id: Some(id), response } if id == "call_1" && response == "rainy, 14°C")
+    );
+    let output = schema::output(&text(&s, GEN_AI_OUTPUT_MESSAGES));
+    assert!(matches!(&output[0].parts[0], Part::Text { content } if content == "It is rainy."));
+    assert_eq!(
+        strings(s.attr(GEN_AI_RESPONSE_FINISH_REASONS)),
+        ["stop"],
+        "finish reasons come from the response"
+    );
+
+    let s = rx.span("chat m");
+    let emitted: serde_json::Value =
+        serde_json::from_str(&text(&s, GEN_AI_INPUT_MESSAGES)).unwrap();
+    let written: serde_json::Value = serde_json::from_str(semconv_prompt).unwrap();
+    assert_eq!(emitted, written, "semconv-shaped input passes unchanged");
+    let output = schema::output(&text(&s, GEN_AI_OUTPUT_MESSAGES));
+    assert_eq!(output[0].finish_reason, "stop");
+}
+
+#[test]
+fn no_content_leaves_with_capture_off() {
+    let (rx, p) = grpc();
+    run(p.with_content_capture(ContentCapture::None), |_| {
+        let g = tracing_llm::generation("openai", "gpt-4o")
+            .system_prompt("SECRET-SYSTEM")
+            .prompt("SECRET-PROMPT")
+            .span();
+        g.record_completion("SECRET-COMPLETION")
+            .record_usage(Usage {
+                input: 3,
+                output: 4,
+                ..Default::default()
+            });
+        drop(g);
+        tracing_llm::tool("lookup")
+            .arguments("SECRET-ARGS")
+            .in_scope(|| {
+                tracing::Span::current().record_tool_result("SECRET-RESULT");
+            });
+        let r = tracing_llm::retrieval("kb").query("SECRET-QUERY").span();
+        r.record_documents(&vec![Document::new("d", 1.0).with_content("SECRET-DOC")]);
+    });
+    wait(&rx, 3);
+    let bytes = raw_bytes(&rx);
+    for secret in [
+        "SECRET-SYSTEM",
+        "SECRET-PROMPT",
+        "SECRET-COMPLETION",
+        "SECRET-ARGS",
+        "SECRET-RESULT",
+        "SECRET-QUERY",
+        "SECRET-DOC",
+    ] {
+        assert!(!contains(&bytes, secret), "{secret} left the process");
+    }
+    let g = rx.span("chat gpt-4o");
+    assert_eq!(
+        (
+            int(&g, GEN_AI_USAGE_INPUT_TOKENS),
+            int(&g, GEN_AI_USAGE_OUTPUT_TOKENS)
+        ),
+        (3, 4)
+    );
+    assert_eq!(text(&g, GEN_AI_REQUEST_MODEL), "gpt-4o");
+    assert!(g.span.end_time_unix_nano > g.span.start_time_unix_nano);
+    assert!(
+        contains(&bytes, "lookup") && contains(&bytes, "kb"),
+        "names and ids still leave"
+    );
+}
+
+#[test]
+fn event_only_capture_moves_content_to_the_details_event() {
+    let (rx, p) = grpc();
+    run(p.with_content_capture(ContentCapture::EventOnly), |_| {
+        tracing_llm::generation("openai", "gpt-4o")
+            .prompt("hello")
+            .in_scope(|| {
+                tracing::Span::current().record_completion("hi");
+            });
+    });
+    wait(&rx, 1);
+    let s = rx.span("chat gpt-4o");
+    assert!(s.attr(GEN_AI_INPUT_MESSAGES).is_none());
+    let ev = s
+        .span
+        .events
+        .iter()
+        .find(|e| e.name == EVENT_INFERENCE_DETAILS)
+        .expect("details event");
+    let Some(Value::StringValue(json)) = Got::event_attr(ev, GEN_AI_INPUT_MESSAGES) else {
+        panic!("no input on the event")
+    };
+    schema::input(json);
+    let Some(Value::StringValue(json)) = Got::event_attr(ev, GEN_AI_OUTPUT_MESSAGES) else {
+        panic!("no output on the event")
+    };
+    schema::output(json);
+}
+
+#[test]
+fn huge_invalid_and_odd_values_are_recorded_safely() {
+    let (rx, p) = grpc();
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let odd = b"\xff\xfe\x00bytes".to_vec();
+    run(p.with_max_content_bytes(4096), |_| {
+        info_span!("huge", llm.model = "big", llm.prompt = huge.as_str()).in_scope(|| {});
+        info_span!(
+            "invalid",
+            llm.model = "bad-json",
+            llm.prompt = "[{\"role\": \"user\", \"content\": "
+        )
+        .in_scope(|| {});
+        info_span!(
+            "odd",
+            llm.model = "odd",
+            llm.completion = ?odd,
+            llm.usage.input_tokens = f64::NAN,
+            llm.usage.output_tokens = -5i64,
+            llm.temperature = "hot",
+        )
+        .in_scope(|| {});
+        info_span!("bystander").in_scope(|| {});
+    });
+    wait(&rx, 4);
+    let s = rx.span("chat big");
+    let json = text(&s, GEN_AI_INPUT_MESSAGES);
+    assert!(json.len() <= 4096, "{} bytes", json.len());
+    let input = schema::input(&json);
+    assert!(
+        matches!(&input[0].parts[0], Part::Text { content } if content.contains("[truncated "))
+    );
+
+    let s = rx.span("chat bad-json");
+    let input = schema::input(&text(&s, GEN_AI_INPUT_MESSAGES));
+    assert!(
+        matches!(&input[0].parts[0], Part::Text { content } if content.starts_with("[{\"role\"")),
+        "invalid JSON is kept as text"
+    );
+
+    let s = rx.span("chat odd");
+    schema::output(&text(&s, GEN_AI_OUTPUT_MESSAGES));
+    assert!(
+        s.attr(GEN_AI_USAGE_INPUT_TOKENS).is_none() && s.attr(GEN_AI_USAGE_OUTPUT_TOKENS).is_none()
+    );
+    assert_eq!(
+        s.str_attr("llm.usage.input_tokens"),
+        Some("NaN"),
+        "an unusable count stays visible as text"
+    );
+    assert_eq!(s.str_attr("llm.usage.output_tokens"), Some("-5"));
+    assert_eq!(s.str_attr("llm.temperature"), Some("hot"));
+    rx.span("bystander");
+}
+
+#[test]
+fn failures_get_error_type_and_status() {
+    let (rx, p) = grpc();
+    #[instrument(err, fields(llm.model = "gpt-4o", llm.provider = "openai"))]
+    fn flaky() -> Result<(), ModelError> {
+        Err(ModelError)
+    }
+    run(p, |_| {
+        let _ = flaky();
+        tracing_llm::tool("search").in_scope(|| {
+            tracing::Span::current().record_error(&ModelError);
+        });
+        info_span!("typed", llm.model = "m", llm.error.type = "rate_limited")
+            .in_scope(|| tracing::error!("429 from provider"));
+    });
+    wait(&rx, 3);
+    for (name, error_type, message) in [
+        ("chat gpt-4o", ERROR_TYPE_OTHER, "upstream overloaded"),
+        ("execute_tool search", "ModelError", "upstream overloaded"),
+        ("chat m", "rate_limited", "429 from provider"),
+    ] {
+        let s = rx.span(name);
+        assert_eq!(s.str_attr(ERROR_TYPE), Some(error_type), "{name}");
+        let status = s.span.status.clone().unwrap();
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (StatusCode::Error as i32, message),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn feedback_on_open_span_and_by_span_ref_after_close() {
+    let (rx, p) = grpc();
+    let mut stored = String::new();
+    run(p, |_| {
+        let answer = tracing_llm::generation("openai", "gpt-4o").span();
+        answer.record_feedback("accuracy", 0.5, Some("partial"), None);
+        stored = answer.span_ref().expect("span ref").to_string();
+        drop(answer);
+        // Later, maybe in another request: the front end sends the stored reference back.
+        let rated: SpanRef = stored.parse().unwrap();
+        tracing_llm::feedback(
+            &rated,
+            "user_feedback",
+            1.0,
+            Some("thumbs_up"),
+            Some("Spot on"),
+        );
+    });
+    wait(&rx, 2);
+    let answer = rx.span("chat gpt-4o");
+    let ev = answer
+        .span
+        .events
+        .iter()
+        .find(|e| e.name == EVENT_EVALUATION_RESULT)
+        .expect("evaluation event");
+    assert_eq!(
+        Got::event_attr(ev, GEN_AI_EVALUATION_NAME),
+        Some(&Value::StringValue("accuracy".into()))
+    );
+    assert_eq!(
+        Got::event_attr(ev, GEN_AI_EVALUATION_SCORE_VALUE),
+        Some(&Value::DoubleValue(0.5))
+    );
+    assert_eq!(
+        stored,
+        format!("00-{}-{}-01", answer.trace_id(), answer.span_id())
+    );
+
+    let eval = rx.span("evaluation user_feedback");
+    assert!(
+        eval.is_child_of(&answer),
+        "same trace, rated span as parent"
+    );
+    assert_eq!(eval.span.links.len(), 1);
+    assert_eq!(eval.span.links[0].span_id, answer.span.span_id);
+    assert_eq!(
+        eval.str_attr(GEN_AI_EVALUATION_SCORE_LABEL),
+        Some("thumbs_up")
+    );
+    assert_eq!(
+        eval.str_attr(GEN_AI_EVALUATION_EXPLANATION),
+        Some("Spot on")
+    );
+    assert_eq!(double(&eval, GEN_AI_EVALUATION_SCORE_VALUE), 1.0);
+    assert!(eval
+        .span
+        .events
+        .iter()
+        .any(|e| e.name == EVENT_EVALUATION_RESULT));
+}
+
+#[test]
+fn redaction_hashing_and_overrides() {
+    let (rx, p) = grpc();
+    let p = p
+        .with_redaction(|kind, value| {
+            if kind == tracing_llm::ContentKind::InputMessages {
+                *value = serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": "[redacted]"}]}]);
+            }
+        })
+        .with_hashed_user_ids("pepper");
+    run(p, |_| {
+        info_span!(
+            "custom",
+            llm.model = "gpt-4o",
+            llm.prompt = "my card is 4111",
+            llm.user = "alice",
+            otel.name = "answer",
+            otel.kind = "internal"
+        )
+        .in_scope(|| {});
+    });
+    wait(&rx, 1);
+    let s = rx.span("answer");
+    assert_eq!(
+        s.span.kind,
+        SpanKind::Internal as i32,
+        "otel.kind wins over the convention's kind"
+    );
+    assert_eq!(text(&s, GEN_AI_OPERATION_NAME), OP_CHAT);
+    assert!(!contains(&raw_bytes(&rx), "4111"));
+    assert!(text(&s, GEN_AI_INPUT_MESSAGES).contains("[redacted]"));
+    let user = text(&s, USER_ID);
+    assert_eq!(user.len(), 64);
+    assert_ne!(user, "alice");
+    assert!(!contains(&raw_bytes(&rx), "alice"));
+}
