@@ -219,10 +219,10 @@ fn helpers_cover_every_operation(t: Transport) {
             tracing_llm::tool("get_weather")
                 .call_id("call_1")
                 .tool_type("function")
-                .arguments(&serde_json::json!({"city": "Paris"}))
+                .arguments(serde_json::json!({"city": "Paris"}))
                 .in_scope(|| {
                     tracing::Span::current()
-                        .record_tool_result(&serde_json::json!({"forecast": "rain"}));
+                        .record_tool_result(serde_json::json!({"forecast": "rain"}));
                 });
             info_span!("post_process").in_scope(|| {});
             rt.block_on(async {
