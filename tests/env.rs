@@ -242,3 +242,50 @@ fn disabled_and_none_export_nothing() {
     assert_eq!(rx.spans().len(), 1, "{spans:?}");
     assert_eq!(spans[0].str_attr("name"), Some("control"));
 }
+
+#[test]
+fn capture_variable_controls_content() {
+    let emit = |rx: &common::Receiver, value: &str| {
+        let url = rx.base_url();
+        with_env(
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+                ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value),
+            ],
+            || {
+                let (layer, guard) = tracing_llm::layer().expect("layer from env");
+                tracing::subscriber::with_default(
+                    tracing_subscriber::registry().with(layer),
+                    || {
+                        let g = tracing_llm::generation("openai", "gpt-4o")
+                            .prompt("SECRET-PROMPT")
+                            .span();
+                        g.record_completion("SECRET-COMPLETION");
+                    },
+                );
+                guard.shutdown().expect("shutdown");
+            },
+        );
+        rx.wait_for(1, Duration::from_secs(5));
+        common::raw_bytes(rx)
+    };
+    for off in ["false", "NO_CONTENT", "no_content"] {
+        let rx = grpc_receiver();
+        let bytes = emit(&rx, off);
+        assert!(
+            common::contains(&bytes, "gpt-4o"),
+            "{off}: the span still arrives"
+        );
+        assert!(
+            !common::contains(&bytes, "SECRET-PROMPT")
+                && !common::contains(&bytes, "SECRET-COMPLETION"),
+            "{off}"
+        );
+    }
+    // `true` and an invalid value (a warning, then the default) both capture on the span.
+    for on in ["true", "Span_Only", "sometimes"] {
+        let rx = grpc_receiver();
+        let bytes = emit(&rx, on);
+        assert!(common::contains(&bytes, "SECRET-PROMPT"), "{on}");
+    }
+}
