@@ -1,4 +1,4 @@
-//! A small question-answering pipeline, traced end to end.
+//! A small retrieval-augmented answer, traced end to end.
 //!
 //! ```text
 //! cargo run --example quickstart                      # the trace as a tree on stderr
@@ -6,10 +6,11 @@
 //!     cargo run --example quickstart                  # the trace to a collector (gRPC)
 //! ```
 //!
-//! The model call is a deterministic stand-in: no network, no API key.
+//! The model is a deterministic stand-in: no network, no API key.
 
 use std::time::Duration;
 
+use tracing::field::Empty;
 use tracing::{info, info_span, instrument, Instrument, Span};
 
 #[tokio::main]
@@ -18,31 +19,36 @@ async fn main() -> Result<(), tracing_llm::Error> {
     // returns a guard that flushes every span when it is dropped.
     let _guard = tracing_llm::try_init()?;
 
-    let answer = answer_question("user-42", "How do I reset my password?").await;
+    let answer = answer_question("user-42", "sess-2024-06-01", "How do I reset my password?").await;
     println!("{answer}");
     Ok(())
 }
 
-#[instrument(skip(question), fields(user = %user))]
-async fn answer_question(user: &str, question: &str) -> String {
+/// The request: user and session are set here and inherited by every span below.
+#[instrument(skip_all, fields(llm.user = user, llm.session = session))]
+async fn answer_question(user: &str, session: &str, question: &str) -> String {
     let documents = retrieve(question);
     let prompt = build_prompt(question, &documents);
 
     // Work on another task keeps its place in the trace through `.instrument`.
-    let audit = tokio::spawn(audit_log(user.to_string()).instrument(info_span!("audit")));
+    let audit = tokio::spawn(audit_log(question.len()).instrument(info_span!("audit")));
 
     let reply = call_model("gpt-4o-mini", &prompt).await;
     let _ = audit.await;
     reply
 }
 
-#[instrument(skip(question), fields(query_chars = question.len(), documents))]
+#[instrument(skip_all, fields(llm.data_source = "help-center", llm.retrieval.query = question, llm.retrieval.documents = Empty))]
 fn retrieve(question: &str) -> Vec<&'static str> {
     let docs = vec![
         "Passwords are reset from Settings > Security.",
         "A reset link is valid for 30 minutes.",
     ];
-    Span::current().record("documents", docs.len() as u64);
+    let found = serde_json::json!([
+        {"id": "kb-101", "score": 0.91, "content": docs[0]},
+        {"id": "kb-207", "score": 0.78, "content": docs[1]},
+    ]);
+    Span::current().record("llm.retrieval.documents", found.to_string());
     docs
 }
 
@@ -55,20 +61,35 @@ fn build_prompt(question: &str, documents: &[&str]) -> String {
 }
 
 /// Stands in for an HTTP call to a model provider.
-#[instrument(skip(prompt), fields(otel.kind = "client", prompt_chars = prompt.len(), input_tokens, output_tokens))]
+#[instrument(
+    skip_all,
+    fields(
+        llm.provider = "openai",
+        llm.model = model,
+        llm.temperature = 0.2,
+        llm.system_prompt = "You answer support questions briefly.",
+        llm.prompt = prompt,
+        llm.completion = Empty,
+        llm.usage.input_tokens = Empty,
+        llm.usage.output_tokens = Empty,
+        llm.finish_reason = Empty,
+    )
+)]
 async fn call_model(model: &str, prompt: &str) -> String {
     tokio::time::sleep(Duration::from_millis(25)).await;
     let reply =
         "Open Settings > Security and choose \"Reset password\"; the link lasts 30 minutes.";
     let span = Span::current();
-    span.record("input_tokens", (prompt.len() / 4) as u64);
-    span.record("output_tokens", (reply.len() / 4) as u64);
-    info!(finish_reason = "stop", "model replied");
+    span.record("llm.completion", reply);
+    span.record("llm.usage.input_tokens", (prompt.len() / 4) as u64);
+    span.record("llm.usage.output_tokens", (reply.len() / 4) as u64);
+    span.record("llm.finish_reason", "stop");
+    info!("model replied");
     reply.to_string()
 }
 
 #[instrument]
-async fn audit_log(user: String) {
+async fn audit_log(question_chars: usize) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     info!("question recorded");
 }

@@ -41,11 +41,11 @@ fn run(name: &str, env: &[(&str, String)]) -> Output {
 
 const QUICKSTART_SPANS: [&str; 6] = [
     "answer_question",
-    "retrieve",
+    "retrieval help-center",
     "build_prompt",
     "audit",
     "audit_log",
-    "call_model",
+    "chat gpt-4o-mini",
 ];
 
 #[test]
@@ -70,7 +70,10 @@ fn quickstart_prints_the_tree_with_no_environment() {
             .any(|l| l.contains("└─ audit_log") && l.starts_with("│")),
         "audit_log nests under audit:\n{stderr}"
     );
-    assert!(stderr.contains("output_tokens=20"), "{stderr}");
+    assert!(
+        stderr.contains("tokens=36→20") && stderr.contains("user=\"user-42\""),
+        "{stderr}"
+    );
 }
 
 fn check_quickstart_trace(spans: &[Got]) {
@@ -81,7 +84,12 @@ fn check_quickstart_trace(spans: &[Got]) {
     let by = |n: &str| spans.iter().find(|s| s.name() == n).unwrap();
     let root = by("answer_question");
     assert!(root.span.parent_span_id.is_empty());
-    for child in ["retrieve", "build_prompt", "audit", "call_model"] {
+    for child in [
+        "retrieval help-center",
+        "build_prompt",
+        "audit",
+        "chat gpt-4o-mini",
+    ] {
         assert!(
             by(child).is_child_of(root),
             "{child} is not a child of the root"
@@ -92,6 +100,17 @@ fn check_quickstart_trace(spans: &[Got]) {
         "the spawned task keeps its parent"
     );
     assert!(spans.iter().all(|s| s.trace_id() == root.trace_id()));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.str_attr("user.id") == Some("user-42")),
+        "the user reaches every span"
+    );
+    let chat = by("chat gpt-4o-mini");
+    assert_eq!(chat.str_attr("gen_ai.request.model"), Some("gpt-4o-mini"));
+    assert!(chat
+        .str_attr("gen_ai.input.messages")
+        .is_some_and(|m| m.contains("Question: How do I reset")));
 }
 
 #[test]

@@ -16,7 +16,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
-use crate::semconv;
+use crate::semconv as sc;
 
 /// Spans kept while waiting for their trace's root.
 const MAX_BUFFERED_SPANS: usize = 10_000;
@@ -148,9 +148,7 @@ impl SpanExporter for ConsoleExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        if let Some(name) =
-            resource.get(&opentelemetry::Key::from_static_str(semconv::SERVICE_NAME))
-        {
+        if let Some(name) = resource.get(&opentelemetry::Key::from_static_str(sc::SERVICE_NAME)) {
             self.service = name.to_string();
         }
     }
@@ -185,7 +183,7 @@ fn render(
     }
     out.push('\n');
     for &i in &tops {
-        write_span(out, &spans, &children, i, "", None);
+        write_span(out, &spans, &children, i, "", None, None);
     }
 }
 
@@ -196,6 +194,7 @@ fn write_span(
     i: usize,
     indent: &str,
     last: Option<bool>,
+    parent: Option<&SpanData>,
 ) {
     let span = &spans[i];
     let (branch, child_indent) = match last {
@@ -214,13 +213,8 @@ fn write_span(
         fmt_duration(duration),
         fmt_status(&span.status)
     );
-    for kv in span
-        .attributes
-        .iter()
-        .filter(|kv| !kv.key.as_str().starts_with("code."))
-        .take(MAX_ATTRS)
-    {
-        let _ = write!(out, "  {}={}", kv.key, fmt_value(&kv.value));
+    for item in summary(span, parent) {
+        let _ = write!(out, "  {item}");
     }
     out.push('\n');
     let kids = children.get(&span.span_context.span_id());
@@ -247,9 +241,121 @@ fn write_span(
                 c,
                 &child_indent,
                 Some(n + 1 == kids.len()),
+                Some(span),
             );
         }
     }
+}
+
+/// What a span's line shows: for LLM spans tokens, cost, short prompt and
+/// completion text, finish reasons, query, documents, tool arguments and
+/// result; user and session where they change; then other attributes.
+fn summary(span: &SpanData, parent: Option<&SpanData>) -> Vec<String> {
+    let get = |s: &SpanData, key: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.clone())
+    };
+    let mut out = Vec::new();
+    match (
+        get(span, sc::GEN_AI_USAGE_INPUT_TOKENS),
+        get(span, sc::GEN_AI_USAGE_OUTPUT_TOKENS),
+    ) {
+        (Some(i), Some(o)) => out.push(format!("tokens={i}→{o}")),
+        (Some(i), None) => out.push(format!("tokens={i}")),
+        _ => {}
+    }
+    if let Some(Value::F64(cost)) = get(span, sc::GEN_AI_USAGE_COST) {
+        out.push(format!("cost=${cost:.4}"));
+    }
+    for (key, label) in [(sc::USER_ID, "user"), (sc::SESSION_ID, "session")] {
+        if let Some(own) = get(span, key) {
+            if Some(&own) != parent.and_then(|p| get(p, key)).as_ref() {
+                out.push(format!("{label}={}", fmt_value(&own)));
+            }
+        }
+    }
+    for (key, label) in [
+        (sc::GEN_AI_INPUT_MESSAGES, "prompt"),
+        (sc::GEN_AI_OUTPUT_MESSAGES, "completion"),
+    ] {
+        if let Some(text) =
+            get(span, key).and_then(|v| message_text(&v.as_str(), key == sc::GEN_AI_INPUT_MESSAGES))
+        {
+            out.push(format!("{label}={}", fmt_value(&Value::from(text))));
+        }
+    }
+    if let Some(Value::Array(opentelemetry::Array::String(reasons))) =
+        get(span, sc::GEN_AI_RESPONSE_FINISH_REASONS)
+    {
+        let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        out.push(format!("finish={}", reasons.join(",")));
+    }
+    if let Some(q) = get(span, sc::GEN_AI_RETRIEVAL_QUERY_TEXT) {
+        out.push(format!("query={}", fmt_value(&q)));
+    }
+    if let Some(docs) = get(span, sc::GEN_AI_RETRIEVAL_DOCUMENTS) {
+        let n = serde_json::from_str::<serde_json::Value>(&docs.as_str())
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len));
+        out.push(format!("documents={}", n.unwrap_or(0)));
+    }
+    for (key, label) in [
+        (sc::GEN_AI_TOOL_CALL_ARGUMENTS, "arguments"),
+        (sc::GEN_AI_TOOL_CALL_RESULT, "result"),
+    ] {
+        if let Some(v) = get(span, key) {
+            out.push(format!(
+                "{label}={}",
+                fmt_value(&Value::from(v.as_str().into_owned()))
+            ));
+        }
+    }
+    if let Some(t) = get(span, sc::ERROR_TYPE) {
+        out.push(format!("error.type={t}"));
+    }
+    // Everything GenAI is summarized above or already in the span name; the
+    // inherited `llm.*` values show where they are set.
+    let shown = |k: &str| {
+        !(k.starts_with("code.")
+            || k.starts_with("gen_ai.")
+            || k.starts_with("langfuse.")
+            || matches!(k, sc::USER_ID | sc::SESSION_ID | sc::ERROR_TYPE)
+            || (k.starts_with("llm.") && parent.and_then(|p| get(p, k)) == get(span, k)))
+    };
+    out.extend(
+        span.attributes
+            .iter()
+            .filter(|kv| shown(kv.key.as_str()))
+            .take(MAX_ATTRS)
+            .map(fmt_kv),
+    );
+    out
+}
+
+/// The text of the last (input) or first (output) message's text parts.
+fn message_text(json: &str, last: bool) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let messages = v.as_array()?;
+    let m = if last {
+        messages.last()?
+    } else {
+        messages.first()?
+    };
+    let parts = m.get("parts")?.as_array()?;
+    let text: Vec<&str> = parts
+        .iter()
+        .filter_map(|p| p.get("content").and_then(|c| c.as_str()))
+        .collect();
+    if text.is_empty() {
+        let calls: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| p.get("name").and_then(|c| c.as_str()))
+            .collect();
+        return (!calls.is_empty()).then(|| format!("tool call: {}", calls.join(", ")));
+    }
+    Some(text.join(" "))
 }
 
 fn fmt_kv(kv: &KeyValue) -> String {
