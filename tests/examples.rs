@@ -163,3 +163,63 @@ fn bad_environment_fails_with_the_variable_named() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Each example and spans its trace must hold (the root first).
+const EXAMPLES: &[(&str, &[&str])] = &[
+    (
+        "instrument",
+        &["handle", "chat gpt-4o", "execute_tool get_weather"],
+    ),
+    (
+        "helpers",
+        &[
+            "invoke_agent travel-planner",
+            "retrieval travel-notes",
+            "chat claude-sonnet-4",
+            "execute_tool get_forecast",
+        ],
+    ),
+    (
+        "feedback",
+        &["chat gpt-4o-mini", "evaluation user_feedback"],
+    ),
+];
+
+#[test]
+fn every_example_prints_its_tree() {
+    for (name, spans) in EXAMPLES {
+        let out = run(name, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.lines().any(|l| l.starts_with(spans[0])),
+            "{name}: no root line:\n{stderr}"
+        );
+        for span in &spans[1..] {
+            assert!(
+                stderr.lines().any(|l| l.contains(span)),
+                "{name}: {span} missing:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_example_exports_over_otlp() {
+    for (name, expected) in EXAMPLES {
+        let rx = grpc_receiver();
+        run(name, &[("OTEL_EXPORTER_OTLP_ENDPOINT", rx.base_url())]);
+        let spans = rx.wait_for(expected.len(), Duration::from_secs(5));
+        let names: Vec<&str> = spans.iter().map(Got::name).collect();
+        for span in *expected {
+            assert!(
+                names.contains(span),
+                "{name}: {span} missing from {names:?}"
+            );
+        }
+        let trace = spans[0].trace_id();
+        assert!(
+            spans.iter().all(|s| s.trace_id() == trace),
+            "{name}: one trace"
+        );
+    }
+}

@@ -688,21 +688,27 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
                 policy.render(ContentKind::OutputMessages, v),
             );
         }
-        if let Some(raw) = g.tool_arguments.take() {
-            let v = messages::parse_json(&raw).unwrap_or(serde_json::Value::String(raw));
-            push(
-                &mut content,
+        let tool = [
+            (
+                g.tool_arguments.take(),
                 sc::GEN_AI_TOOL_CALL_ARGUMENTS,
-                policy.render(ContentKind::ToolArguments, v),
-            );
-        }
-        if let Some(raw) = g.tool_result.take() {
-            let v = messages::parse_json(&raw).unwrap_or(serde_json::Value::String(raw));
-            push(
-                &mut content,
+                ContentKind::ToolArguments,
+            ),
+            (
+                g.tool_result.take(),
                 sc::GEN_AI_TOOL_CALL_RESULT,
-                policy.render(ContentKind::ToolResult, v),
-            );
+                ContentKind::ToolResult,
+            ),
+        ];
+        for (raw, key, kind) in tool {
+            // JSON stays JSON; plain text stays plain text, not a quoted JSON string.
+            if let Some(raw) = raw {
+                let rendered = match messages::parse_json(&raw) {
+                    Some(v) => policy.render(kind, v),
+                    None => policy.render_text(kind, raw),
+                };
+                push(&mut content, key, rendered);
+            }
         }
         if let Some(q) = g.retrieval_query.take() {
             push(
