@@ -42,7 +42,125 @@
 //! # }
 //! ```
 //!
-//! # What a span becomes
+//! # LLM fields (`llm.*`)
+//!
+//! Annotate with short `llm.*` fields; the layer emits the OpenTelemetry GenAI
+//! semantic-convention keys (v1.41.1, all listed in [`semconv`]). `gen_ai.*`
+//! fields written directly pass through unchanged.
+//!
+//! ```
+//! use tracing::field::Empty;
+//!
+//! #[tracing::instrument(skip_all, fields(
+//!     llm.provider = "openai", llm.model = "gpt-4o", llm.temperature = 0.2,
+//!     llm.prompt = prompt, llm.completion = Empty,
+//!     llm.usage.input_tokens = Empty, llm.usage.output_tokens = Empty,
+//! ))]
+//! fn ask(prompt: &str) -> String {
+//!     let reply = String::from("…");
+//!     let span = tracing::Span::current();
+//!     span.record("llm.completion", reply.as_str());
+//!     span.record("llm.usage.input_tokens", 812u64);
+//!     span.record("llm.usage.output_tokens", 96u64);
+//!     reply
+//! }
+//! # ask("hi");
+//! ```
+//!
+//! | field | value | emitted as |
+//! |---|---|---|
+//! | `llm.operation` | `chat`, `text_completion`, `embeddings`, `retrieval`, `execute_tool`, `invoke_agent`, `create_agent`, `invoke_workflow`, custom | `gen_ai.operation.name` |
+//! | `llm.provider` (`llm.system`) | `openai`, `anthropic`, … | `gen_ai.provider.name` |
+//! | `llm.model` | requested model | `gen_ai.request.model` |
+//! | `llm.response.model`, `llm.response.id` | | `gen_ai.response.model`, `gen_ai.response.id` |
+//! | `llm.finish_reason` | one, comma-separated, or a JSON array | `gen_ai.response.finish_reasons` (string array) |
+//! | `llm.prompt` | text, or JSON messages (OpenAI, Anthropic or semconv shape) | `gen_ai.input.messages` |
+//! | `llm.system_prompt` | text or JSON | `gen_ai.system_instructions` |
+//! | `llm.completion` | text, JSON messages, or a whole OpenAI/Anthropic response | `gen_ai.output.messages` (each with `finish_reason`) |
+//! | `llm.usage.input_tokens` (`llm.usage.prompt_tokens`) | integer | `gen_ai.usage.input_tokens` (int) |
+//! | `llm.usage.output_tokens` (`llm.usage.completion_tokens`) | integer | `gen_ai.usage.output_tokens` (int) |
+//! | `llm.usage.cache_read_tokens`, `llm.usage.cache_write_tokens`, `llm.usage.reasoning_tokens` | integer | `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.cache_creation.input_tokens`, `gen_ai.usage.reasoning.output_tokens` |
+//! | `llm.cost` | USD | `gen_ai.usage.cost` (double; read by Langfuse) |
+//! | `llm.temperature`, `llm.top_p`, `llm.top_k`, `llm.frequency_penalty`, `llm.presence_penalty` | number | `gen_ai.request.*` (double) |
+//! | `llm.max_tokens`, `llm.seed` | integer | `gen_ai.request.max_tokens`, `gen_ai.request.seed` (int) |
+//! | `llm.stop` | comma-separated or JSON array | `gen_ai.request.stop_sequences` (string array) |
+//! | `llm.stream` | bool | `gen_ai.request.stream` |
+//! | `llm.user` | end-user id | `user.id`, on the span and every descendant |
+//! | `llm.session` | session / conversation id | `session.id` and `gen_ai.conversation.id`, inherited |
+//! | `llm.tags` | comma-separated or JSON array | `llm.tags` (string array), inherited |
+//! | `llm.metadata.<key>` | any | `llm.metadata.<key>`, inherited |
+//! | `llm.tool.name`, `.call_id`, `.description`, `.type`, `.arguments`, `.result` | | `gen_ai.tool.name`, `gen_ai.tool.call.id`, `gen_ai.tool.description`, `gen_ai.tool.type`, `gen_ai.tool.call.arguments`, `gen_ai.tool.call.result` |
+//! | `llm.agent.name`, `.id`, `.description` | | `gen_ai.agent.*` |
+//! | `llm.workflow.name` | | `gen_ai.workflow.name` |
+//! | `llm.retrieval.query`, `llm.retrieval.documents`, `llm.data_source` | | `gen_ai.retrieval.query.text`, `gen_ai.retrieval.documents`, `gen_ai.data_source.id` |
+//! | `llm.embedding.dimensions` | integer | `gen_ai.embeddings.dimension.count` |
+//! | `llm.feedback` (+ `.name`, `.label`, `.comment`) | score | a `gen_ai.evaluation.result` span event |
+//! | `llm.error.type` | low-cardinality class | `error.type` when the span failed |
+//!
+//! Without `llm.operation`, the operation is inferred: tool fields →
+//! `execute_tool`; agent → `invoke_agent`; retrieval → `retrieval`; embedding
+//! dimensions → `embeddings`; workflow → `invoke_workflow`; otherwise `chat`.
+//! The span is named as the conventions say (`chat gpt-4o`, `execute_tool
+//! get_weather`, `invoke_agent planner`, `retrieval kb-prod`, `invoke_workflow
+//! support`), with kind CLIENT for model calls and retrieval and INTERNAL for
+//! tools, in-process agents and workflows, unless `otel.name` / `otel.kind`
+//! say otherwise; the `#[instrument]` function's name stays as
+//! `code.function.name`. A failed LLM span gets `error.type` (`llm.error.type`,
+//! the error's type from [`SpanExt::record_error`], or `_OTHER`).
+//!
+//! A value that cannot be mapped safely (a NaN or negative token count, a
+//! temperature of `"hot"`) is not emitted under the convention key; it stays
+//! visible as a string under the field's own name.
+//!
+//! # Typed helpers
+//!
+//! [`generation`], [`embedding`], [`tool`], [`retrieval`], [`agent`] and
+//! [`workflow`] build spans with every field of their kind declared; the
+//! [`SpanExt`] recorders (`record_completion`, `record_usage`,
+//! `record_response`, `record_tool_result`, `record_documents`,
+//! `record_error`, `record_feedback`, `set_user`, `set_session`) work on those
+//! and on any `#[instrument]` span, declared fields or not.
+//!
+//! ```
+//! use tracing_llm::{Message, SpanExt, Usage};
+//!
+//! let answer = tracing_llm::agent("planner").user("user-42").session("sess-1").in_scope(|| {
+//!     let g = tracing_llm::generation("openai", "gpt-4o").prompt(&vec![Message::user("Hi")]).span();
+//!     g.record_completion("Hello!").record_usage(Usage { input: 3, output: 2, ..Default::default() });
+//!     "Hello!"
+//! });
+//! # assert_eq!(answer, "Hello!");
+//! ```
+//!
+//! # Content policy
+//!
+//! Prompts, completions, system prompts, tool arguments and results, and
+//! retrieval queries and documents are *content*. [`ContentCapture`] decides
+//! where it goes: `SpanOnly` (the default: what the application wrote into a
+//! field is recorded as span attributes), `EventOnly` (on a
+//! `gen_ai.client.inference.operation.details` span event), `SpanAndEvent`,
+//! or `None` (no content leaves the process; model, tokens, timings and ids
+//! still do). Set it with `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`
+//! (`true`, `false`, `NO_CONTENT`, `SPAN_ONLY`, `EVENT_ONLY`,
+//! `SPAN_AND_EVENT`, any case; an invalid value prints a warning and keeps the
+//! default) or [`Pipeline::with_content_capture`].
+//!
+//! Each content attribute is bounded by [`Pipeline::with_max_content_bytes`]
+//! (64 KiB by default): the longest texts are cut inside their parts and
+//! marked `…[truncated N bytes]`, so the JSON stays valid and keeps its shape.
+//! A redaction hook ([`Pipeline::with_redaction`]) sees every content value as
+//! structured JSON before it is serialized, and
+//! [`Pipeline::with_hashed_user_ids`] exports user ids as salted SHA-256.
+//!
+//! # Feedback
+//!
+//! While the rated span is open, [`SpanExt::record_feedback`] adds a
+//! `gen_ai.evaluation.result` event. Later, keep the answer's [`SpanRef`]
+//! (it prints and parses as a W3C `traceparent`) and call [`feedback`]: an
+//! `evaluation {name}` span arrives in the same trace, as a child of the
+//! rated span and linked to it.
+//!
+//! # What any span becomes
 //!
 //! | `tracing` | OpenTelemetry |
 //! |---|---|
@@ -70,7 +188,8 @@
 //! `_HEADERS`, `_TIMEOUT`, `_COMPRESSION` (`gzip`), `OTEL_SERVICE_NAME`,
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` / `_ARG`,
 //! `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`), `OTEL_SDK_DISABLED`,
-//! `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`.
+//! `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`,
+//! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.
 //! An invalid value is an [`Error::InvalidEnv`] naming the variable and value.
 //!
 //! Endpoints follow the OTLP exporter specification: for HTTP the generic
