@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceId, TraceState};
 
 use crate::span_ext::parse_traceparent;
 use crate::{Error, SpanExt};
@@ -47,11 +47,7 @@ impl SpanRef {
 
     /// The span context, marked remote.
     pub fn span_context(&self) -> SpanContext {
-        let flags = if self.sampled {
-            TraceFlags::SAMPLED
-        } else {
-            TraceFlags::default()
-        };
+        let flags = crate::layer::flags(self.sampled);
         SpanContext::new(
             self.trace_id,
             self.span_id,

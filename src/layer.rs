@@ -38,11 +38,7 @@ pub(crate) struct SpanCx {
 
 impl SpanCx {
     pub(crate) fn span_context(&self) -> SpanContext {
-        let flags = if self.sampled {
-            TraceFlags::SAMPLED
-        } else {
-            TraceFlags::default()
-        };
+        let flags = flags(self.sampled);
         SpanContext::new(
             self.trace_id,
             self.span_id,
@@ -50,6 +46,15 @@ impl SpanCx {
             false,
             self.trace_state.clone(),
         )
+    }
+}
+
+/// The W3C trace flags for a sampling decision.
+pub(crate) fn flags(sampled: bool) -> TraceFlags {
+    if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
     }
 }
 
@@ -405,11 +410,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() {
-            let flags = if target.sampled {
-                TraceFlags::SAMPLED
-            } else {
-                TraceFlags::default()
-            };
+            let flags = flags(target.sampled);
             let sc = SpanContext::new(
                 target.trace_id,
                 target.span_id,

@@ -58,17 +58,6 @@ fn wait(rx: &Receiver, n: usize) -> Vec<Got> {
     spans
 }
 
-#[derive(Debug)]
-struct ModelError;
-
-impl std::fmt::Display for ModelError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("upstream overloaded")
-    }
-}
-
-impl std::error::Error for ModelError {}
-
 #[instrument(
     skip(prompt),
     fields(
@@ -548,21 +537,25 @@ fn huge_invalid_and_odd_values_are_recorded_safely() {
 fn failures_get_error_type_and_status() {
     let (rx, p) = grpc();
     #[instrument(err, fields(llm.model = "gpt-4o", llm.provider = "openai"))]
-    fn flaky() -> Result<(), ModelError> {
-        Err(ModelError)
+    fn flaky() -> Result<(), common::ModelError> {
+        Err(common::ModelError)
     }
     run(p, |_| {
         let _ = flaky();
         tracing_llm::tool("search").in_scope(|| {
-            tracing::Span::current().record_error(&ModelError);
+            tracing::Span::current().record_error(&common::ModelError);
         });
         info_span!("typed", llm.model = "m", llm.error.type = "rate_limited")
             .in_scope(|| tracing::error!("429 from provider"));
     });
     wait(&rx, 3);
     for (name, error_type, message) in [
-        ("chat gpt-4o", ERROR_TYPE_OTHER, "upstream overloaded"),
-        ("execute_tool search", "ModelError", "upstream overloaded"),
+        ("chat gpt-4o", ERROR_TYPE_OTHER, common::ModelError::MESSAGE),
+        (
+            "execute_tool search",
+            "ModelError",
+            common::ModelError::MESSAGE,
+        ),
         ("chat m", "rate_limited", "429 from provider"),
     ] {
         let s = rx.span(name);

@@ -161,20 +161,9 @@ fn events_become_span_events(t: Transport) {
     );
 }
 
-#[derive(Debug)]
-struct ModelError;
-
-impl std::fmt::Display for ModelError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("rate limited by provider")
-    }
-}
-
-impl std::error::Error for ModelError {}
-
 #[instrument(err)]
-fn call_model() -> Result<(), ModelError> {
-    Err(ModelError)
+fn call_model() -> Result<(), common::ModelError> {
+    Err(common::ModelError)
 }
 
 fn errors_set_status_and_exception_event(t: Transport) {
@@ -182,7 +171,7 @@ fn errors_set_status_and_exception_event(t: Transport) {
     run(pipeline(t, &rx), |_| {
         let _ = call_model();
         info_span!("logged_error").in_scope(|| tracing::error!("retrieval failed"));
-        let e = ModelError;
+        let e = common::ModelError;
         info_span!(
             "error_field",
             cause = &e as &(dyn std::error::Error + 'static)
@@ -191,7 +180,7 @@ fn errors_set_status_and_exception_event(t: Transport) {
     });
     rx.wait_for(3, Duration::from_secs(5));
     for (name, text) in [
-        ("call_model", "rate limited by provider"),
+        ("call_model", common::ModelError::MESSAGE),
         ("logged_error", "retrieval failed"),
     ] {
         let s = rx.span(name);
@@ -212,9 +201,9 @@ fn errors_set_status_and_exception_event(t: Transport) {
     let s = rx.span("error_field");
     assert_eq!(
         s.str_attr(semconv::EXCEPTION_MESSAGE),
-        Some("rate limited by provider")
+        Some(common::ModelError::MESSAGE)
     );
-    assert_eq!(s.str_attr("cause"), Some("rate limited by provider"));
+    assert_eq!(s.str_attr("cause"), Some(common::ModelError::MESSAGE));
 }
 
 fn follows_from_becomes_link(t: Transport) {

@@ -393,3 +393,19 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 pub mod schema;
+
+/// An error a model call fails with in tests.
+#[derive(Debug)]
+pub struct ModelError;
+
+impl ModelError {
+    pub const MESSAGE: &'static str = "upstream overloaded";
+}
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Self::MESSAGE)
+    }
+}
+
+impl std::error::Error for ModelError {}
