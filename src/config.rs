@@ -403,7 +403,7 @@ pub(crate) fn parse_resource(env: Env<'_>) -> Result<Vec<(String, String)>, Erro
         None => Vec::new(),
     };
     if let Some((_, name)) = first(env, &[OTEL_SERVICE_NAME]) {
-        merge_header(&mut attrs, "service.name".into(), name);
+        merge_header(&mut attrs, crate::semconv::SERVICE_NAME.into(), name);
     }
     Ok(attrs)
 }

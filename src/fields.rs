@@ -81,7 +81,7 @@ impl FieldPlan {
                 semconv::OTEL_KIND => Role::OtelKind,
                 semconv::OTEL_STATUS_CODE => Role::OtelStatusCode,
                 semconv::OTEL_STATUS_DESCRIPTION => Role::OtelStatusDescription,
-                "message" if meta.is_event() => Role::Message,
+                semconv::MESSAGE if meta.is_event() => Role::Message,
                 name => match LlmKey::of(name) {
                     Some(key) if meta.is_span() => Role::Llm(key),
                     _ => Role::Attr,

@@ -464,9 +464,11 @@ where
                 .or_else(|| message.clone())
                 .unwrap_or_else(|| meta.name().to_string());
             rec.meta.set_error(text.clone());
-            if let (Some(m), true) = (message, attrs.iter().all(|kv| kv.key.as_str() != "message"))
-            {
-                attrs.push(KeyValue::new("message", m));
+            if let (Some(m), true) = (
+                message,
+                attrs.iter().all(|kv| kv.key.as_str() != semconv::MESSAGE),
+            ) {
+                attrs.push(KeyValue::new(semconv::MESSAGE, m));
             }
             attrs.push(KeyValue::new(
                 Key::from_static_str(semconv::EXCEPTION_MESSAGE),

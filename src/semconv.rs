@@ -54,6 +54,8 @@ pub const SCOPE_NAME: &str = "tracing-llm";
 pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
 /// The provider, e.g. `openai`, `anthropic`, `aws.bedrock` (was `gen_ai.system` before v1.37).
 pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// The provider before v1.37 (`gen_ai.system`); read as an alias of [`GEN_AI_PROVIDER_NAME`].
+pub const GEN_AI_SYSTEM: &str = "gen_ai.system";
 /// The model requested.
 pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
 /// The model that answered.
@@ -150,11 +152,28 @@ pub const USER_ID: &str = "user.id";
 pub const SESSION_ID: &str = "session.id";
 /// Tags (string array). Not in the conventions; the `llm.tags` field name, kept.
 pub const LLM_TAGS: &str = "llm.tags";
+/// Prefix of the GenAI keys.
+pub const GEN_AI_PREFIX: &str = "gen_ai.";
+/// Prefix of the code-location keys.
+pub const CODE_PREFIX: &str = "code.";
+/// Prefix of the `llm.*` field vocabulary.
+pub const LLM_PREFIX: &str = "llm.";
+/// Prefix of Langfuse's own keys.
+pub const LANGFUSE_PREFIX: &str = "langfuse.";
 /// Prefix of metadata fields, kept as written and inherited.
 pub const LLM_METADATA_PREFIX: &str = "llm.metadata.";
 /// Langfuse's observation type, for operations Langfuse does not map itself
 /// (`retrieval` → `retriever`, `invoke_workflow` → `chain`).
 pub const LANGFUSE_OBSERVATION_TYPE: &str = "langfuse.observation.type";
+
+/// Langfuse observation type of retrieval spans.
+pub const LANGFUSE_TYPE_RETRIEVER: &str = "retriever";
+/// Langfuse observation type of workflow spans.
+pub const LANGFUSE_TYPE_CHAIN: &str = "chain";
+/// The evaluation name of feedback given without one.
+pub const EVALUATION_USER_FEEDBACK: &str = "user_feedback";
+/// The `tracing` field holding an event's message (kept as an attribute on error events).
+pub const MESSAGE: &str = "message";
 
 /// Span event of an evaluation or feedback.
 pub const EVENT_EVALUATION_RESULT: &str = "gen_ai.evaluation.result";

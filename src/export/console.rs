@@ -225,7 +225,7 @@ fn write_span(
         for kv in event
             .attributes
             .iter()
-            .filter(|kv| !matches!(kv.key.as_str(), "level" | "target"))
+            .filter(|kv| !matches!(kv.key.as_str(), sc::EVENT_LEVEL | sc::EVENT_TARGET))
             .take(MAX_ATTRS)
         {
             let _ = write!(out, "  {}", fmt_kv(kv));
@@ -313,16 +313,16 @@ fn summary(span: &SpanData, parent: Option<&SpanData>) -> Vec<String> {
         }
     }
     if let Some(t) = get(span, sc::ERROR_TYPE) {
-        out.push(format!("error.type={t}"));
+        out.push(format!("{}={t}", sc::ERROR_TYPE));
     }
     // Everything GenAI is summarized above or already in the span name; the
     // inherited `llm.*` values show where they are set.
     let shown = |k: &str| {
-        !(k.starts_with("code.")
-            || k.starts_with("gen_ai.")
-            || k.starts_with("langfuse.")
+        !(k.starts_with(sc::CODE_PREFIX)
+            || k.starts_with(sc::GEN_AI_PREFIX)
+            || k.starts_with(sc::LANGFUSE_PREFIX)
             || matches!(k, sc::USER_ID | sc::SESSION_ID | sc::ERROR_TYPE)
-            || (k.starts_with("llm.") && parent.and_then(|p| get(p, k)) == get(span, k)))
+            || (k.starts_with(sc::LLM_PREFIX) && parent.and_then(|p| get(p, k)) == get(span, k)))
     };
     out.extend(
         span.attributes

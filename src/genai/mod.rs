@@ -72,7 +72,7 @@ impl LlmKey {
         use LlmKey::*;
         Some(match name {
             f::OPERATION | sc::GEN_AI_OPERATION_NAME => Operation,
-            f::PROVIDER | f::SYSTEM | sc::GEN_AI_PROVIDER_NAME | "gen_ai.system" => Provider,
+            f::PROVIDER | f::SYSTEM | sc::GEN_AI_PROVIDER_NAME | sc::GEN_AI_SYSTEM => Provider,
             f::MODEL | sc::GEN_AI_REQUEST_MODEL => Model,
             f::RESPONSE_MODEL | sc::GEN_AI_RESPONSE_MODEL => ResponseModel,
             f::RESPONSE_ID | sc::GEN_AI_RESPONSE_ID => ResponseId,
@@ -266,7 +266,9 @@ impl Feedback {
     pub(crate) fn event(&self) -> Event {
         let mut attrs = vec![KeyValue::new(
             sc::GEN_AI_EVALUATION_NAME,
-            self.name.clone().unwrap_or_else(|| "user_feedback".into()),
+            self.name
+                .clone()
+                .unwrap_or_else(|| sc::EVALUATION_USER_FEEDBACK.into()),
         )];
         if let Some(score) = self.score {
             attrs.push(KeyValue::new(sc::GEN_AI_EVALUATION_SCORE_VALUE, score));
@@ -628,8 +630,16 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
 
     let attrs = &mut rec.attrs;
     match op.as_str() {
-        sc::OP_RETRIEVAL => push(attrs, sc::LANGFUSE_OBSERVATION_TYPE, "retriever"),
-        sc::OP_INVOKE_WORKFLOW => push(attrs, sc::LANGFUSE_OBSERVATION_TYPE, "chain"),
+        sc::OP_RETRIEVAL => push(
+            attrs,
+            sc::LANGFUSE_OBSERVATION_TYPE,
+            sc::LANGFUSE_TYPE_RETRIEVER,
+        ),
+        sc::OP_INVOKE_WORKFLOW => push(
+            attrs,
+            sc::LANGFUSE_OBSERVATION_TYPE,
+            sc::LANGFUSE_TYPE_CHAIN,
+        ),
         _ => {}
     }
     push(attrs, sc::GEN_AI_OPERATION_NAME, op);
