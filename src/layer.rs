@@ -386,7 +386,9 @@ where
         } else {
             SpanState::Unsampled(cx)
         };
-        span.extensions_mut().insert(state);
+        // `replace`, not `insert`: a second tracing-llm layer in the same
+        // subscriber must not panic (it takes over the span instead).
+        span.extensions_mut().replace(state);
     }
 
     fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {

@@ -407,6 +407,78 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(2_500)), "2.50s");
     }
 
+    fn span(trace: u128, id: u64, parent: u64, name: &'static str) -> SpanData {
+        use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
+        let now = std::time::SystemTime::now();
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(parent),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: name.into(),
+            start_time: now,
+            end_time: now,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn tree_prints_when_the_root_ends() {
+        let c = ConsoleExporter::default();
+        assert_eq!(
+            c.accept(vec![span(1, 2, 1, "child"), span(1, 3, 2, "grandchild")]),
+            ""
+        );
+        let out = c.accept(vec![span(1, 1, 0, "root")]);
+        let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+        assert!(lines[1].starts_with("root"), "{out}");
+        assert!(lines[2].starts_with("└─ child"), "{out}");
+        assert!(lines[3].starts_with("   └─ grandchild"), "{out}");
+    }
+
+    #[test]
+    fn late_and_orphaned_spans_are_printed_not_lost() {
+        let c = ConsoleExporter::default();
+        c.accept(vec![span(1, 1, 0, "root")]);
+        let late = c.accept(vec![span(1, 5, 1, "late")]);
+        assert!(
+            late.contains("late span") && late.contains("late"),
+            "{late}"
+        );
+        assert_eq!(c.accept(vec![span(2, 7, 6, "orphan")]), "");
+        let rest = c.flush_all("incomplete");
+        assert!(
+            rest.contains("orphan") && rest.contains("incomplete"),
+            "{rest}"
+        );
+    }
+
+    #[test]
+    fn buffer_is_bounded() {
+        let c = ConsoleExporter::default();
+        let many: Vec<SpanData> = (0..(MAX_BUFFERED_TRACES as u128 + 5))
+            .map(|t| span(t + 1, 1, 9, "waiting"))
+            .collect();
+        let out = c.accept(many);
+        assert_eq!(
+            out.matches("buffer full").count(),
+            5,
+            "the oldest traces are printed early"
+        );
+        assert!(c.buffer.lock().unwrap().traces.len() <= MAX_BUFFERED_TRACES);
+    }
+
     #[test]
     fn long_values_are_cut() {
         let v = Value::from("x".repeat(200));
