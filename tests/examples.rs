@@ -223,3 +223,24 @@ fn every_example_exports_over_otlp() {
         );
     }
 }
+
+#[test]
+fn every_example_is_run_by_a_test_and_listed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let index = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let tested = name == "quickstart" || EXAMPLES.iter().any(|(n, _)| *n == name);
+            assert!(
+                tested,
+                "examples/{name}.rs is run by no test: add it to EXAMPLES"
+            );
+            assert!(
+                index.contains(&format!("[`{name}`]({name}.rs)")),
+                "examples/README.md does not list {name}"
+            );
+        }
+    }
+}
