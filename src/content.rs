@@ -131,10 +131,60 @@ impl ContentPolicy {
                 value = Value::String("[redaction hook panicked; content withheld]".into());
             }
         }
+        // Serialize once; cut only what is too large.
+        let out = serde_json::to_string(&value).unwrap_or_default();
+        if out.len() <= self.max_bytes {
+            return out;
+        }
         if !fit(&mut value, self.max_bytes) {
             value = placeholder(kind);
         }
         serde_json::to_string(&value).unwrap_or_default()
+    }
+
+    /// Plain text as the messages (or parts) of one text part. Written
+    /// straight to JSON when no hook needs the structured value and it fits:
+    /// the common case is one escaping pass over the text.
+    pub(crate) fn render_text_parts(
+        &self,
+        kind: ContentKind,
+        text: String,
+        finish_reason: &str,
+    ) -> String {
+        if self.redactor.is_none() {
+            let mut out = String::with_capacity(text.len() + 96);
+            out.push_str(match kind {
+                ContentKind::InputMessages => {
+                    r#"[{"role":"user","parts":[{"type":"text","content":"#
+                }
+                ContentKind::OutputMessages => {
+                    r#"[{"role":"assistant","parts":[{"type":"text","content":"#
+                }
+                _ => r#"[{"type":"text","content":"#,
+            });
+            escape_json_str(&mut out, &text);
+            match kind {
+                ContentKind::InputMessages => out.push_str("}]}]"),
+                ContentKind::OutputMessages => {
+                    out.push_str(r#"}],"finish_reason":"#);
+                    escape_json_str(&mut out, finish_reason);
+                    out.push_str("}]");
+                }
+                _ => out.push_str("}]"),
+            }
+            if out.len() <= self.max_bytes {
+                return out;
+            }
+        }
+        let part = serde_json::json!({"type": "text", "content": text});
+        let value = match kind {
+            ContentKind::InputMessages => serde_json::json!([{"role": "user", "parts": [part]}]),
+            ContentKind::OutputMessages => {
+                serde_json::json!([{"role": "assistant", "parts": [part], "finish_reason": finish_reason}])
+            }
+            _ => serde_json::json!([part]),
+        };
+        self.render(kind, value)
     }
 
     /// Redacts and bounds plain text (the retrieval query).
@@ -145,6 +195,64 @@ impl ContentPolicy {
             Err(_) => String::new(),
         }
     }
+}
+
+/// Appends `s` as a quoted JSON string. Text is scanned 16 bytes at a time
+/// (a branch-free test the compiler vectorizes) and copied in runs; only
+/// chunks holding a quote, a backslash or a control character are walked
+/// byte by byte.
+pub(crate) fn escape_json_str(out: &mut String, s: &str) {
+    #[inline]
+    fn special(b: u8) -> bool {
+        b < 0x20 || b == b'"' || b == b'\\'
+    }
+    #[inline]
+    fn clean(chunk: &[u8; 16]) -> bool {
+        let mut hits = 0u8;
+        for &b in chunk {
+            hits |= u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\');
+        }
+        hits == 0
+    }
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut run = 0; // start of the text not yet copied
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = (i + 16).min(bytes.len());
+        if let Ok(chunk) = <&[u8; 16]>::try_from(&bytes[i..end]) {
+            if clean(chunk) {
+                i = end;
+                continue;
+            }
+        }
+        for at in i..end {
+            let b = bytes[at];
+            if !special(b) {
+                continue;
+            }
+            // `at` is an ASCII byte, so both slices end on character boundaries.
+            out.push_str(&s[run..at]);
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                _ => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.push_str("\\u00");
+                    out.push(HEX[(b >> 4) as usize] as char);
+                    out.push(HEX[(b & 0xf) as usize] as char);
+                }
+            }
+            run = at + 1;
+        }
+        i = end;
+    }
+    out.push_str(&s[run..]);
+    out.push('"');
 }
 
 /// The smallest valid value of each kind, used when nothing else fits.
@@ -285,6 +393,25 @@ pub(crate) fn fit(value: &mut Value, max: usize) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn escaping_matches_serde_json() {
+        let cases = [
+            "",
+            "plain",
+            "quote \" and \\ backslash",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f} ctl",
+            "é ü 日本 🦀 \"mixed\"",
+            &"x".repeat(100),
+        ];
+        for case in cases {
+            let mut out = String::new();
+            escape_json_str(&mut out, case);
+            assert_eq!(out, serde_json::to_string(case).unwrap(), "{case:?}");
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), case);
+        }
+    }
 
     #[test]
     fn capture_values_any_case() {

@@ -44,6 +44,8 @@ pub(crate) struct FieldPlan {
     roles: Box<[Role]>,
     /// The callsite belongs to the export path's own network stack.
     pub(crate) ignored: bool,
+    /// The callsite has a field of the LLM vocabulary.
+    pub(crate) llm: bool,
 }
 
 /// Targets of the crates the exporter runs on. Their spans and events are
@@ -87,10 +89,12 @@ impl FieldPlan {
                     _ => Role::Attr,
                 },
             })
-            .collect();
+            .collect::<Box<[Role]>>();
+        let llm = roles.iter().any(|r| matches!(r, Role::Llm(_)));
         FieldPlan {
             roles,
             ignored: is_export_path(meta.target()),
+            llm,
         }
     }
 

@@ -18,7 +18,10 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::content::ContentPolicy;
 use crate::export::Sink;
-use crate::fields::{plan_for, EventVisitor, SpanMeta, SpanVisitor};
+use crate::fields::{plan_for, EventVisitor, FieldPlan, SpanMeta, SpanVisitor};
+
+/// Attributes the GenAI mapping typically adds to an LLM span.
+const GENAI_ATTRS: usize = 12;
 use crate::genai::{GenAi, Inherited};
 use crate::sampler::{new_span_id, new_trace_id};
 use crate::{semconv, Sampler};
@@ -62,6 +65,8 @@ pub(crate) fn flags(sampled: bool) -> TraceFlags {
 #[derive(Debug)]
 pub(crate) struct Record {
     pub(crate) cx: SpanCx,
+    /// The callsite's plan, so recording later needs no lookup.
+    pub(crate) plan: &'static FieldPlan,
     pub(crate) meta: SpanMeta,
     pub(crate) start: SystemTime,
     pub(crate) end: SystemTime,
@@ -69,27 +74,32 @@ pub(crate) struct Record {
     pub(crate) events: Vec<Event>,
     pub(crate) links: Vec<Link>,
     /// The GenAI side, created by the first `llm.*` field.
-    pub(crate) genai: Option<Box<GenAi>>,
+    pub(crate) genai: GenAi,
     /// User, session, tags and metadata, shared with descendants.
     pub(crate) inherited: Option<Arc<Inherited>>,
 }
 
 impl Record {
     pub(crate) fn new(cx: SpanCx, meta: &'static Metadata<'static>, code_location: bool) -> Record {
-        let mut attrs = Vec::with_capacity(meta.fields().len() + 3);
+        let plan = plan_for(meta);
+        // Room for the code location and, on LLM spans, the keys the GenAI
+        // mapping adds at export, so the vector grows once.
+        let extra = 3 + if plan.llm { GENAI_ATTRS } else { 0 };
+        let mut attrs = Vec::with_capacity(meta.fields().len() + extra);
         if code_location {
             push_code_location(&mut attrs, meta);
         }
         let now = SystemTime::now();
         Record {
             cx,
+            plan,
             meta: SpanMeta::new(meta),
             start: now,
             end: now,
             attrs,
             events: Vec::new(),
             links: Vec::new(),
-            genai: None,
+            genai: GenAi::default(),
             inherited: None,
         }
     }
@@ -396,12 +406,7 @@ where
         let mut ext = span.extensions_mut();
         if let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() {
             let content = self.shared.policy.capture.any();
-            values.record(&mut SpanVisitor::new(
-                plan_for(span.metadata()),
-                rec,
-                true,
-                content,
-            ));
+            values.record(&mut SpanVisitor::new(rec.plan, rec, true, content));
         }
     }
 

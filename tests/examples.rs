@@ -232,7 +232,8 @@ fn every_example_is_run_by_a_test_and_listed() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "rs") {
             let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-            let tested = name == "quickstart" || EXAMPLES.iter().any(|(n, _)| *n == name);
+            let tested = ["quickstart", "span_cost"].contains(&name.as_str())
+                || EXAMPLES.iter().any(|(n, _)| *n == name);
             assert!(
                 tested,
                 "examples/{name}.rs is run by no test: add it to EXAMPLES"
@@ -243,4 +244,28 @@ fn every_example_is_run_by_a_test_and_listed() {
             );
         }
     }
+}
+
+#[test]
+fn span_cost_exports_every_span() {
+    let out = Command::new(example("span_cost"))
+        .args(["tracing-llm", "20000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("exported=20000 dropped=0"), "{stdout}");
+    let bad = Command::new(example("span_cost"))
+        .args(["no-such-pipeline", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown pipeline is a usage error"
+    );
 }

@@ -7,10 +7,15 @@
 
 use serde_json::{json, Map, Value};
 
+/// Whether `raw` looks like a JSON object or array (it may still be invalid).
+pub(crate) fn is_json_like(raw: &str) -> bool {
+    let t = raw.trim_start();
+    t.starts_with('[') || t.starts_with('{')
+}
+
 /// Parses `raw` as JSON if it looks like an object or an array.
 pub(crate) fn parse_json(raw: &str) -> Option<Value> {
-    let t = raw.trim_start();
-    if t.starts_with('[') || t.starts_with('{') {
+    if is_json_like(raw) {
         serde_json::from_str(raw).ok()
     } else {
         None

@@ -297,6 +297,8 @@ impl Feedback {
 /// The GenAI side of one span, filled while it is open.
 #[derive(Debug, Default)]
 pub(crate) struct GenAi {
+    /// A vocabulary field was recorded: this is an LLM span.
+    pub(crate) active: bool,
     pub(crate) operation: Option<String>,
     pub(crate) provider: Option<String>,
     pub(crate) model: Option<String>,
@@ -308,8 +310,6 @@ pub(crate) struct GenAi {
     pub(crate) completion: Option<String>,
     pub(crate) usage: [Option<i64>; 5],
     pub(crate) cost: Option<f64>,
-    /// Typed request parameters and other plain mappings, in field order.
-    pub(crate) attrs: Vec<KeyValue>,
     pub(crate) tool_name: Option<String>,
     pub(crate) tool_arguments: Option<String>,
     pub(crate) tool_result: Option<String>,
@@ -347,7 +347,14 @@ fn string_array(items: Vec<String>) -> Value {
 
 impl Record {
     pub(crate) fn genai(&mut self) -> &mut GenAi {
-        self.genai.get_or_insert_with(Default::default)
+        self.genai.active = true;
+        &mut self.genai
+    }
+
+    /// The span's attributes, for plain mappings, marking the span an LLM span.
+    fn genai_attrs(&mut self) -> &mut Vec<KeyValue> {
+        self.genai.active = true;
+        &mut self.attrs
     }
 
     pub(crate) fn inherited(&mut self) -> &mut Inherited {
@@ -402,7 +409,7 @@ impl Record {
                     _ => sc::GEN_AI_REQUEST_PRESENCE_PENALTY,
                 };
                 match value.double() {
-                    Some(d) => set_attr(&mut self.genai().attrs, k, Value::F64(d)),
+                    Some(d) => set_attr(&mut self.genai_attrs(), k, Value::F64(d)),
                     None => invalid(self, value),
                 }
             }
@@ -416,18 +423,18 @@ impl Record {
                     self.genai().embedding = true;
                 }
                 match value.int() {
-                    Some(i) => set_attr(&mut self.genai().attrs, k, Value::I64(i)),
+                    Some(i) => set_attr(&mut self.genai_attrs(), k, Value::I64(i)),
                     None => invalid(self, value),
                 }
             }
             Stop => set_attr(
-                &mut self.genai().attrs,
+                &mut self.genai_attrs(),
                 sc::GEN_AI_REQUEST_STOP_SEQUENCES,
                 string_array(string_list(value)),
             ),
             Stream => match value.boolean() {
                 Some(b) => set_attr(
-                    &mut self.genai().attrs,
+                    &mut self.genai_attrs(),
                     sc::GEN_AI_REQUEST_STREAM,
                     Value::Bool(b),
                 ),
@@ -446,17 +453,17 @@ impl Record {
             }
             ToolName => self.genai().tool_name = Some(value.into_string()),
             ToolCallId => set_attr(
-                &mut self.genai().attrs,
+                &mut self.genai_attrs(),
                 sc::GEN_AI_TOOL_CALL_ID,
                 Value::String(value.into_string().into()),
             ),
             ToolDescription => set_attr(
-                &mut self.genai().attrs,
+                &mut self.genai_attrs(),
                 sc::GEN_AI_TOOL_DESCRIPTION,
                 Value::String(value.into_string().into()),
             ),
             ToolType => set_attr(
-                &mut self.genai().attrs,
+                &mut self.genai_attrs(),
                 sc::GEN_AI_TOOL_TYPE,
                 Value::String(value.into_string().into()),
             ),
@@ -464,12 +471,12 @@ impl Record {
             ToolResult => self.genai().tool_result = Some(value.into_string()),
             AgentName => self.genai().agent_name = Some(value.into_string()),
             AgentId => set_attr(
-                &mut self.genai().attrs,
+                &mut self.genai_attrs(),
                 sc::GEN_AI_AGENT_ID,
                 Value::String(value.into_string().into()),
             ),
             AgentDescription => set_attr(
-                &mut self.genai().attrs,
+                &mut self.genai_attrs(),
                 sc::GEN_AI_AGENT_DESCRIPTION,
                 Value::String(value.into_string().into()),
             ),
@@ -549,7 +556,13 @@ fn span_name(op: &str, g: &GenAi) -> String {
         _ => g.model.as_deref(),
     };
     match target {
-        Some(t) if !t.is_empty() => format!("{op} {t}"),
+        Some(t) if !t.is_empty() => {
+            let mut name = String::with_capacity(op.len() + 1 + t.len());
+            name.push_str(op);
+            name.push(' ');
+            name.push_str(t);
+            name
+        }
         _ => op.to_string(),
     }
 }
@@ -604,15 +617,15 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
                 .push(KeyValue::new(Key::new(k.clone()), v.clone()));
         }
     }
-    let Some(g) = rec.genai.take() else {
+    if !rec.genai.active {
         if rec.meta.is_error() {
             if let Some(t) = rec.meta.error_type.take() {
                 push(&mut rec.attrs, sc::ERROR_TYPE, t);
             }
         }
         return;
-    };
-    let mut g = *g;
+    }
+    let mut g = std::mem::take(&mut rec.genai);
     let op = g.operation().into_owned();
 
     if !rec.meta.name_set {
@@ -666,37 +679,48 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
     if let Some(cost) = g.cost {
         push(attrs, sc::GEN_AI_USAGE_COST, cost);
     }
-    attrs.append(&mut g.attrs);
 
-    let mut content: Vec<KeyValue> = Vec::new();
+    // Content goes straight into the attributes unless an event needs it too.
+    let mut event_content: Vec<KeyValue> = Vec::new();
+    let on_event = policy.capture.on_event();
     let mut finish_reasons = std::mem::take(&mut g.finish_reasons);
     if policy.capture.any() {
+        let content: &mut Vec<KeyValue> = if on_event {
+            &mut event_content
+        } else {
+            &mut *attrs
+        };
+        // Plain text (the common case) is written straight to JSON; JSON
+        // messages go through the shape conversion.
         if let Some(raw) = g.system_prompt.take() {
-            let v = messages::system_instructions(raw);
-            push(
-                &mut content,
-                sc::GEN_AI_SYSTEM_INSTRUCTIONS,
-                policy.render(ContentKind::SystemInstructions, v),
-            );
+            let kind = ContentKind::SystemInstructions;
+            let json = match messages::is_json_like(&raw) {
+                true => policy.render(kind, messages::system_instructions(raw)),
+                false => policy.render_text_parts(kind, raw, ""),
+            };
+            push(content, sc::GEN_AI_SYSTEM_INSTRUCTIONS, json);
         }
         if let Some(raw) = g.prompt.take() {
-            let v = messages::input_messages(raw);
-            push(
-                &mut content,
-                sc::GEN_AI_INPUT_MESSAGES,
-                policy.render(ContentKind::InputMessages, v),
-            );
+            let kind = ContentKind::InputMessages;
+            let json = match messages::is_json_like(&raw) {
+                true => policy.render(kind, messages::input_messages(raw)),
+                false => policy.render_text_parts(kind, raw, ""),
+            };
+            push(content, sc::GEN_AI_INPUT_MESSAGES, json);
         }
         if let Some(raw) = g.completion.take() {
-            let (v, found) = messages::output_messages(raw, &finish_reasons);
-            if finish_reasons.is_empty() {
-                finish_reasons = found;
-            }
-            push(
-                &mut content,
-                sc::GEN_AI_OUTPUT_MESSAGES,
-                policy.render(ContentKind::OutputMessages, v),
-            );
+            let kind = ContentKind::OutputMessages;
+            let json = if messages::is_json_like(&raw) {
+                let (v, found) = messages::output_messages(raw, &finish_reasons);
+                if finish_reasons.is_empty() {
+                    finish_reasons = found;
+                }
+                policy.render(kind, v)
+            } else {
+                let reason = finish_reasons.first().map_or("stop", String::as_str);
+                policy.render_text_parts(kind, raw, reason)
+            };
+            push(content, sc::GEN_AI_OUTPUT_MESSAGES, json);
         }
         let tool = [
             (
@@ -717,12 +741,12 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
                     Some(v) => policy.render(kind, v),
                     None => policy.render_text(kind, raw),
                 };
-                push(&mut content, key, rendered);
+                push(content, key, rendered);
             }
         }
         if let Some(q) = g.retrieval_query.take() {
             push(
-                &mut content,
+                content,
                 sc::GEN_AI_RETRIEVAL_QUERY_TEXT,
                 policy.render_text(ContentKind::RetrievalQuery, q),
             );
@@ -730,7 +754,7 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
         if let Some(raw) = g.documents.take() {
             let v = documents(raw);
             push(
-                &mut content,
+                content,
                 sc::GEN_AI_RETRIEVAL_DOCUMENTS,
                 policy.render(ContentKind::RetrievalDocuments, v),
             );
@@ -751,13 +775,16 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
             .unwrap_or_else(|| sc::ERROR_TYPE_OTHER.to_string());
         push(attrs, sc::ERROR_TYPE, error_type);
     }
-    if !content.is_empty() {
-        if policy.capture.on_event() {
-            let ev = Event::new(sc::EVENT_INFERENCE_DETAILS, rec.end, content.clone(), 0);
-            rec.events.push(ev);
-        }
+    if !event_content.is_empty() {
+        let ev = Event::new(
+            sc::EVENT_INFERENCE_DETAILS,
+            rec.end,
+            event_content.clone(),
+            0,
+        );
+        rec.events.push(ev);
         if policy.capture.on_span() {
-            rec.attrs.append(&mut content);
+            rec.attrs.append(&mut event_content);
         }
     }
     if let Some(fb) = &g.feedback {

@@ -1,0 +1,284 @@
+//! The pipelines the benchmarks and `examples/span_cost.rs` compare, and the
+//! spans they all make. Shared so every measurement makes the very same span.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tracing::field::Empty;
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+/// A 200-character prompt.
+pub const PROMPT: &str = "You are a support assistant. Answer the customer's question using only the \
+notes provided. If the notes do not answer it, say so and offer to open a ticket. Question: how do I \
+reset my password?";
+
+/// An exporter that counts spans and does nothing else.
+#[derive(Clone, Debug, Default)]
+pub struct Noop(pub Arc<AtomicU64>);
+
+impl SpanExporter for Noop {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Which pipeline is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// No subscriber at all.
+    None,
+    /// `tracing_subscriber::registry()` with an empty layer.
+    Registry,
+    /// tracing-llm, sampled, to a no-op exporter.
+    TracingLlm,
+    /// tracing-llm with a sampler that drops everything.
+    TracingLlmUnsampled,
+    /// tracing-opentelemetry with the SDK's simple processor.
+    TracingOpentelemetry,
+    /// tracing-opentelemetry with the SDK's default batch processor.
+    TracingOpentelemetryBatch,
+    /// The OpenTelemetry SDK alone, simple processor.
+    OtelSdk,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::None,
+        Kind::Registry,
+        Kind::TracingLlm,
+        Kind::TracingLlmUnsampled,
+        Kind::TracingOpentelemetry,
+        Kind::TracingOpentelemetryBatch,
+        Kind::OtelSdk,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::None => "none",
+            Kind::Registry => "registry",
+            Kind::TracingLlm => "tracing-llm",
+            Kind::TracingLlmUnsampled => "tracing-llm-unsampled",
+            Kind::TracingOpentelemetry => "tracing-opentelemetry",
+            Kind::TracingOpentelemetryBatch => "tracing-opentelemetry-batch",
+            Kind::OtelSdk => "otel-sdk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// A pipeline ready to measure: a dispatcher (or an SDK tracer) and what
+/// must be flushed at the end.
+pub struct Setup {
+    pub kind: Kind,
+    pub dispatch: Option<Dispatch>,
+    pub exported: Arc<AtomicU64>,
+    guard: Option<tracing_llm::Guard>,
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Setup {
+    pub fn new(kind: Kind) -> Setup {
+        let exported = Arc::new(AtomicU64::new(0));
+        let noop = Noop(exported.clone());
+        let (dispatch, guard, provider) = match kind {
+            Kind::None => (None, None, None),
+            Kind::Registry => (
+                Some(Dispatch::new(
+                    tracing_subscriber::registry().with(EmptyLayer),
+                )),
+                None,
+                None,
+            ),
+            Kind::TracingLlm | Kind::TracingLlmUnsampled => {
+                let mut p = tracing_llm::Pipeline::builder().with_span_exporter(noop);
+                if kind == Kind::TracingLlmUnsampled {
+                    p = p.with_sampler(tracing_llm::Sampler::AlwaysOff);
+                }
+                let (layer, guard) = p.build().expect("pipeline");
+                (
+                    Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
+                    Some(guard),
+                    None,
+                )
+            }
+            Kind::TracingOpentelemetry | Kind::TracingOpentelemetryBatch => {
+                let provider = if kind == Kind::TracingOpentelemetry {
+                    SdkTracerProvider::builder()
+                        .with_simple_exporter(noop)
+                        .build()
+                } else {
+                    SdkTracerProvider::builder()
+                        .with_batch_exporter(noop)
+                        .build()
+                };
+                let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+                (
+                    Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
+                    None,
+                    Some(provider),
+                )
+            }
+            Kind::OtelSdk => {
+                let provider = SdkTracerProvider::builder()
+                    .with_simple_exporter(noop)
+                    .build();
+                (None, None, Some(provider))
+            }
+        };
+        Setup {
+            kind,
+            dispatch,
+            exported,
+            guard,
+            provider,
+        }
+    }
+
+    /// Makes this pipeline the thread's subscriber until the guard drops.
+    pub fn install(&self) -> Option<tracing::subscriber::DefaultGuard> {
+        self.dispatch.as_ref().map(tracing::dispatcher::set_default)
+    }
+
+    /// Makes one LLM-call span the way this pipeline is used (after `install`).
+    #[inline]
+    pub fn llm_call(&self) {
+        match &self.provider {
+            Some(provider) if self.kind == Kind::OtelSdk => otel_llm_call(provider),
+            _ => llm_call(),
+        }
+    }
+
+    /// Export counters of the tracing-llm pipeline.
+    pub fn stats(&self) -> Option<tracing_llm::Stats> {
+        self.guard.as_ref().map(tracing_llm::Guard::stats)
+    }
+
+    /// Flushes and shuts down; returns the spans the exporter received.
+    pub fn finish(self) -> u64 {
+        if let Some(guard) = self.guard {
+            let _ = guard.shutdown();
+        }
+        if let Some(provider) = self.provider {
+            let _ = provider.force_flush();
+            let _ = provider.shutdown();
+        }
+        self.exported.load(Ordering::Relaxed)
+    }
+}
+
+/// A layer that does nothing: the registry's own cost.
+pub struct EmptyLayer;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmptyLayer {}
+
+/// The measured span: an LLM call with 6 fields (one a 200-character
+/// prompt), two of them recorded after creation, entered once.
+#[inline]
+pub fn llm_call() {
+    let span = tracing::info_span!(
+        "llm_call",
+        llm.provider = "openai",
+        llm.model = "gpt-4o",
+        llm.temperature = 0.2,
+        llm.prompt = PROMPT,
+        llm.usage.input_tokens = Empty,
+        llm.usage.output_tokens = Empty,
+    );
+    span.record("llm.usage.input_tokens", 812u64);
+    span.record("llm.usage.output_tokens", 96u64);
+    let _entered = span.enter();
+}
+
+/// The same span through the OpenTelemetry SDK directly.
+#[inline]
+pub fn otel_llm_call(provider: &SdkTracerProvider) {
+    let tracer = provider.tracer("bench");
+    let mut span = tracer
+        .span_builder("chat gpt-4o")
+        .with_attributes([
+            KeyValue::new("gen_ai.provider.name", "openai"),
+            KeyValue::new("gen_ai.request.model", "gpt-4o"),
+            KeyValue::new("gen_ai.request.temperature", 0.2),
+            KeyValue::new("gen_ai.input.messages", PROMPT),
+        ])
+        .start(&tracer);
+    span.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", 812i64));
+    span.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", 96i64));
+    let cx = opentelemetry::Context::current_with_span(span);
+    let guard = cx.clone().attach();
+    drop(guard);
+    cx.span().end();
+}
+
+/// An agent tree: agent → retrieval, generation, tool.
+pub fn agent_tree() {
+    let agent = tracing::info_span!(
+        "agent",
+        llm.agent.name = "planner",
+        llm.user = "user-42",
+        llm.session = "s-1"
+    );
+    let _a = agent.enter();
+    tracing::info_span!(
+        "retrieve",
+        llm.data_source = "kb",
+        llm.retrieval.query = "reset password"
+    )
+    .in_scope(|| {});
+    tracing::info_span!(
+        "generate",
+        llm.provider = "openai",
+        llm.model = "gpt-4o",
+        llm.prompt = PROMPT,
+        llm.usage.input_tokens = 812u64,
+        llm.usage.output_tokens = 96u64,
+    )
+    .in_scope(|| {});
+    tracing::info_span!(
+        "tool",
+        llm.tool.name = "get_weather",
+        llm.tool.arguments = "{\"city\":\"Paris\"}"
+    )
+    .in_scope(|| {});
+}
+
+/// A span below the enabled level: filtered out.
+pub fn filtered() {
+    let span = tracing::trace_span!("filtered", llm.model = "gpt-4o", llm.prompt = PROMPT);
+    let _e = span.enter();
+}
+
+/// A generation carrying `len` bytes of prompt and of completion.
+pub fn big_generation(content: &str) {
+    let span = tracing::info_span!(
+        "big",
+        llm.provider = "openai",
+        llm.model = "gpt-4o",
+        llm.prompt = content,
+        llm.completion = Empty,
+    );
+    span.record("llm.completion", content);
+    let _e = span.enter();
+}
+
+/// Peak resident set size of this process, in KiB (Linux).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}

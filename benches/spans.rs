@@ -1,0 +1,110 @@
+//! Per-span cost, side by side in one run: no subscriber, the registry alone,
+//! tracing-opentelemetry and the raw OpenTelemetry SDK (each with a no-op
+//! exporter), and tracing-llm.
+//!
+//! ```text
+//! cargo bench --bench spans
+//! ```
+
+mod pipelines;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use pipelines::{Kind, Setup};
+
+const COMPARED: [Kind; 6] = [
+    Kind::None,
+    Kind::Registry,
+    Kind::TracingOpentelemetry,
+    Kind::OtelSdk,
+    Kind::TracingLlm,
+    Kind::TracingLlmUnsampled,
+];
+
+fn report_drops(setup: &Setup) {
+    if let Some(stats) = setup.stats() {
+        if stats.dropped > 0 {
+            eprintln!(
+                "  note: {} dropped {} spans during the run",
+                setup.kind.name(),
+                stats.dropped
+            );
+        }
+    }
+}
+
+fn llm_call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("llm_call");
+    for kind in COMPARED {
+        let setup = Setup::new(kind);
+        let installed = setup.install();
+        group.bench_function(kind.name(), |b| b.iter(|| setup.llm_call()));
+        drop(installed);
+        report_drops(&setup);
+        setup.finish();
+    }
+    group.finish();
+}
+
+fn agent_tree(c: &mut Criterion) {
+    let mut group = c.benchmark_group("agent_tree");
+    for kind in [
+        Kind::None,
+        Kind::Registry,
+        Kind::TracingOpentelemetry,
+        Kind::TracingLlm,
+    ] {
+        let setup = Setup::new(kind);
+        let installed = setup.install();
+        group.bench_function(kind.name(), |b| b.iter(pipelines::agent_tree));
+        drop(installed);
+        report_drops(&setup);
+        setup.finish();
+    }
+    group.finish();
+}
+
+fn filtered_by_level(c: &mut Criterion) {
+    use tracing_subscriber::prelude::*;
+    let mut group = c.benchmark_group("filtered_by_level");
+    group.bench_function("none", |b| b.iter(pipelines::filtered));
+    let (layer, guard) = tracing_llm::Pipeline::builder()
+        .with_span_exporter(pipelines::Noop::default())
+        .build()
+        .expect("pipeline");
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_subscriber::filter::LevelFilter::INFO);
+    let installed = tracing::subscriber::set_default(subscriber);
+    group.bench_function("tracing-llm", |b| b.iter(pipelines::filtered));
+    drop(installed);
+    let _ = guard.shutdown();
+    group.finish();
+}
+
+fn big_generation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("generation_content");
+    let setup = Setup::new(Kind::TracingLlm);
+    let installed = setup.install();
+    for kib in [1usize, 4, 16, 64] {
+        let content = "x".repeat(kib * 1024);
+        group.throughput(criterion::Throughput::Bytes((2 * content.len()) as u64));
+        group.bench_with_input(
+            BenchmarkId::new("tracing-llm", format!("{kib}KiB")),
+            &content,
+            |b, c| b.iter(|| pipelines::big_generation(c)),
+        );
+    }
+    drop(installed);
+    report_drops(&setup);
+    setup.finish();
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    llm_call,
+    agent_tree,
+    filtered_by_level,
+    big_generation
+);
+criterion_main!(benches);

@@ -1,0 +1,70 @@
+//! Cost of one LLM-call span, pipeline by pipeline.
+//!
+//! ```text
+//! cargo run --release --example span_cost -- PIPELINE N
+//! ```
+//!
+//! PIPELINE is `none`, `registry`, `tracing-llm`, `tracing-llm-unsampled`,
+//! `tracing-opentelemetry` (simple processor), `tracing-opentelemetry-batch`
+//! (the SDK's default batch processor) or `otel-sdk`. It makes N identical
+//! spans in a tight loop, exports them to an exporter that only counts, and
+//! prints spans per second, exported and dropped counts, and peak RSS.
+//!
+//! Instructions per span, stable on a noisy machine:
+//! `valgrind --tool=cachegrind` at two N, then (I(N2) − I(N1)) / (N2 − N1).
+
+#[path = "../benches/pipelines/mod.rs"]
+mod pipelines;
+
+use std::time::Instant;
+
+use pipelines::{Kind, Setup};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = || {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        eprintln!(
+            "usage: span_cost PIPELINE N\n  PIPELINE: {}",
+            names.join(" | ")
+        );
+        std::process::exit(2);
+    };
+    if args.len() == 1 {
+        // Run as a test would: a quick smoke run of the tracing-llm pipeline.
+        run(Kind::TracingLlm, 1_000);
+        return;
+    }
+    let (Some(kind), Some(n)) = (
+        args.get(1).and_then(|a| Kind::parse(a)),
+        args.get(2).and_then(|n| n.parse::<u64>().ok()),
+    ) else {
+        return usage();
+    };
+    run(kind, n);
+}
+
+fn run(kind: Kind, n: u64) {
+    let setup = Setup::new(kind);
+    let installed = setup.install();
+    let start = Instant::now();
+    for _ in 0..n {
+        setup.llm_call();
+    }
+    let elapsed = start.elapsed();
+    drop(installed);
+    let rss = pipelines::peak_rss_kib();
+    let exported = setup.finish();
+    let expect = match kind {
+        Kind::None | Kind::Registry | Kind::TracingLlmUnsampled => 0,
+        _ => n,
+    };
+    println!(
+        "pipeline={} spans={n} secs={:.3} spans_per_sec={:.0} exported={exported} dropped={} peak_rss_mib={:.1}",
+        kind.name(),
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64().max(1e-9),
+        expect.saturating_sub(exported),
+        rss as f64 / 1024.0,
+    );
+}
