@@ -409,7 +409,7 @@ impl Record {
                     _ => sc::GEN_AI_REQUEST_PRESENCE_PENALTY,
                 };
                 match value.double() {
-                    Some(d) => set_attr(&mut self.genai_attrs(), k, Value::F64(d)),
+                    Some(d) => set_attr(self.genai_attrs(), k, Value::F64(d)),
                     None => invalid(self, value),
                 }
             }
@@ -423,18 +423,18 @@ impl Record {
                     self.genai().embedding = true;
                 }
                 match value.int() {
-                    Some(i) => set_attr(&mut self.genai_attrs(), k, Value::I64(i)),
+                    Some(i) => set_attr(self.genai_attrs(), k, Value::I64(i)),
                     None => invalid(self, value),
                 }
             }
             Stop => set_attr(
-                &mut self.genai_attrs(),
+                self.genai_attrs(),
                 sc::GEN_AI_REQUEST_STOP_SEQUENCES,
                 string_array(string_list(value)),
             ),
             Stream => match value.boolean() {
                 Some(b) => set_attr(
-                    &mut self.genai_attrs(),
+                    self.genai_attrs(),
                     sc::GEN_AI_REQUEST_STREAM,
                     Value::Bool(b),
                 ),
@@ -453,17 +453,17 @@ impl Record {
             }
             ToolName => self.genai().tool_name = Some(value.into_string()),
             ToolCallId => set_attr(
-                &mut self.genai_attrs(),
+                self.genai_attrs(),
                 sc::GEN_AI_TOOL_CALL_ID,
                 Value::String(value.into_string().into()),
             ),
             ToolDescription => set_attr(
-                &mut self.genai_attrs(),
+                self.genai_attrs(),
                 sc::GEN_AI_TOOL_DESCRIPTION,
                 Value::String(value.into_string().into()),
             ),
             ToolType => set_attr(
-                &mut self.genai_attrs(),
+                self.genai_attrs(),
                 sc::GEN_AI_TOOL_TYPE,
                 Value::String(value.into_string().into()),
             ),
@@ -471,12 +471,12 @@ impl Record {
             ToolResult => self.genai().tool_result = Some(value.into_string()),
             AgentName => self.genai().agent_name = Some(value.into_string()),
             AgentId => set_attr(
-                &mut self.genai_attrs(),
+                self.genai_attrs(),
                 sc::GEN_AI_AGENT_ID,
                 Value::String(value.into_string().into()),
             ),
             AgentDescription => set_attr(
-                &mut self.genai_attrs(),
+                self.genai_attrs(),
                 sc::GEN_AI_AGENT_DESCRIPTION,
                 Value::String(value.into_string().into()),
             ),
