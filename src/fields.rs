@@ -313,7 +313,7 @@ impl<'a> SpanVisitor<'a> {
     }
 
     #[inline]
-    fn value(&mut self, field: &Field, value: FieldValue) {
+    fn value(&mut self, field: &Field, value: FieldValue<'_>) {
         match self.plan.role(field) {
             Role::Attr | Role::Message => {
                 let v = match value {
@@ -321,7 +321,7 @@ impl<'a> SpanVisitor<'a> {
                     FieldValue::U64(v) => u64_value(v),
                     FieldValue::F64(v) => Value::F64(v),
                     FieldValue::Bool(v) => Value::Bool(v),
-                    FieldValue::Str(s) => Value::String(StringValue::from(s)),
+                    FieldValue::Str(s) => Value::String(StringValue::from(s.into_owned())),
                 };
                 self.push(Key::from_static_str(field.name()), v)
             }
@@ -332,7 +332,7 @@ impl<'a> SpanVisitor<'a> {
             }
             role => {
                 let s = match value {
-                    FieldValue::Str(s) => s,
+                    FieldValue::Str(s) => s.into_owned(),
                     other => format!("{other:?}"),
                 };
                 self.rec.meta.set_otel(role, s)
@@ -354,20 +354,20 @@ impl Visit for SpanVisitor<'_> {
     fn record_i128(&mut self, field: &Field, value: i128) {
         let v = i64::try_from(value)
             .map(FieldValue::I64)
-            .unwrap_or_else(|_| FieldValue::Str(value.to_string()));
+            .unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
         self.value(field, v);
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
         let v = u64::try_from(value)
             .map(FieldValue::U64)
-            .unwrap_or_else(|_| FieldValue::Str(value.to_string()));
+            .unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
         self.value(field, v);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.value(field, FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.value(field, FieldValue::Str(value.to_owned()));
+        self.value(field, FieldValue::Str(value.into()));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let message = value.to_string();
@@ -375,10 +375,10 @@ impl Visit for SpanVisitor<'_> {
             Key::from_static_str(semconv::EXCEPTION_MESSAGE),
             Value::String(message.clone().into()),
         );
-        self.value(field, FieldValue::Str(message));
+        self.value(field, FieldValue::Str(message.into()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.value(field, FieldValue::Str(format!("{value:?}")));
+        self.value(field, FieldValue::Str(format!("{value:?}").into()));
     }
 }
 

@@ -224,6 +224,7 @@ mod feedback;
 mod fields;
 mod genai;
 mod helpers;
+mod intern;
 mod layer;
 mod pipeline;
 mod sampler;

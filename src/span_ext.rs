@@ -271,7 +271,7 @@ impl SpanExt for tracing::Span {
             self,
             LlmKey::Prompt,
             f::PROMPT,
-            FieldValue::Str(prompt.into().0),
+            FieldValue::Str(prompt.into().0.into()),
         );
         self
     }
@@ -281,7 +281,7 @@ impl SpanExt for tracing::Span {
             self,
             LlmKey::Completion,
             f::COMPLETION,
-            FieldValue::Str(completion.into().0),
+            FieldValue::Str(completion.into().0.into()),
         );
         self
     }
@@ -365,7 +365,7 @@ impl SpanExt for tracing::Span {
             self,
             LlmKey::ToolResult,
             f::TOOL_RESULT,
-            FieldValue::Str(result.into().0),
+            FieldValue::Str(result.into().0.into()),
         );
         self
     }
@@ -375,7 +375,7 @@ impl SpanExt for tracing::Span {
             self,
             LlmKey::RetrievalDocuments,
             f::RETRIEVAL_DOCUMENTS,
-            FieldValue::Str(documents.into().0),
+            FieldValue::Str(documents.into().0.into()),
         );
         self
     }
@@ -456,7 +456,7 @@ impl SpanExt for tracing::Span {
 }
 
 /// Applies one vocabulary value to a recorded span, honouring the content policy.
-fn set_llm(span: &tracing::Span, key: LlmKey, field: &'static str, value: FieldValue) {
+fn set_llm(span: &tracing::Span, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
     let mut value = Some(value);
     with_state(span, &mut |state, shared, _| {
         if let (SpanState::Sampled(rec), Some(v)) = (state, value.take()) {

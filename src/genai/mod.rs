@@ -11,6 +11,7 @@ use opentelemetry::trace::{Event, SpanKind};
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 
 use crate::content::{ContentKind, ContentPolicy};
+use crate::intern::intern;
 use crate::layer::Record;
 use crate::semconv::{self as sc, fields as f};
 
@@ -148,18 +149,19 @@ impl LlmKey {
 
 /// A field value as `tracing` handed it over.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum FieldValue {
+pub(crate) enum FieldValue<'a> {
     I64(i64),
     U64(u64),
     F64(f64),
     Bool(bool),
-    Str(String),
+    /// Borrowed from `tracing` where possible: copied only if it is kept.
+    Str(Cow<'a, str>),
 }
 
-impl FieldValue {
+impl FieldValue<'_> {
     fn into_string(self) -> String {
         match self {
-            FieldValue::Str(s) => s,
+            FieldValue::Str(s) => s.into_owned(),
             FieldValue::I64(v) => v.to_string(),
             FieldValue::U64(v) => v.to_string(),
             FieldValue::F64(v) => v.to_string(),
@@ -220,13 +222,21 @@ impl FieldValue {
             FieldValue::U64(v) => crate::fields::u64_value(v),
             FieldValue::F64(v) => Value::F64(v),
             FieldValue::Bool(v) => Value::Bool(v),
-            FieldValue::Str(s) => Value::String(s.into()),
+            FieldValue::Str(s) => Value::String(s.into_owned().into()),
+        }
+    }
+
+    /// A shared copy of a short, low-cardinality value (names, models).
+    fn interned(self) -> StringValue {
+        match self {
+            FieldValue::Str(s) => intern(&s),
+            other => StringValue::from(other.into_string()),
         }
     }
 }
 
 /// A list given as a JSON array of strings or as comma-separated text.
-pub(crate) fn string_list(v: FieldValue) -> Vec<String> {
+pub(crate) fn string_list(v: FieldValue<'_>) -> Vec<String> {
     let s = v.into_string();
     if let Some(serde_json::Value::Array(items)) = messages::parse_json(&s) {
         return items
@@ -299,10 +309,10 @@ impl Feedback {
 pub(crate) struct GenAi {
     /// A vocabulary field was recorded: this is an LLM span.
     pub(crate) active: bool,
-    pub(crate) operation: Option<String>,
-    pub(crate) provider: Option<String>,
-    pub(crate) model: Option<String>,
-    pub(crate) response_model: Option<String>,
+    pub(crate) operation: Option<StringValue>,
+    pub(crate) provider: Option<StringValue>,
+    pub(crate) model: Option<StringValue>,
+    pub(crate) response_model: Option<StringValue>,
     pub(crate) response_id: Option<String>,
     pub(crate) finish_reasons: Vec<String>,
     pub(crate) prompt: Option<String>,
@@ -310,12 +320,12 @@ pub(crate) struct GenAi {
     pub(crate) completion: Option<String>,
     pub(crate) usage: [Option<i64>; 5],
     pub(crate) cost: Option<f64>,
-    pub(crate) tool_name: Option<String>,
+    pub(crate) tool_name: Option<StringValue>,
     pub(crate) tool_arguments: Option<String>,
     pub(crate) tool_result: Option<String>,
-    pub(crate) agent_name: Option<String>,
-    pub(crate) workflow_name: Option<String>,
-    pub(crate) data_source: Option<String>,
+    pub(crate) agent_name: Option<StringValue>,
+    pub(crate) workflow_name: Option<StringValue>,
+    pub(crate) data_source: Option<StringValue>,
     pub(crate) retrieval_query: Option<String>,
     pub(crate) documents: Option<String>,
     pub(crate) embedding: bool,
@@ -363,9 +373,9 @@ impl Record {
 
     /// Applies one vocabulary field. `field` is the name as written, kept for
     /// values that cannot be mapped safely (they stay visible under that name).
-    pub(crate) fn set_llm(&mut self, key: LlmKey, field: &'static str, value: FieldValue) {
+    pub(crate) fn set_llm(&mut self, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
         use LlmKey::*;
-        let invalid = |rec: &mut Record, v: FieldValue| {
+        let invalid = |rec: &mut Record, v: FieldValue<'_>| {
             set_attr(&mut rec.attrs, field, Value::String(v.into_string().into()));
         };
         let usage_slot = |k: LlmKey| match k {
@@ -376,10 +386,10 @@ impl Record {
             _ => 4,
         };
         match key {
-            Operation => self.genai().operation = Some(value.into_string()),
-            Provider => self.genai().provider = Some(value.into_string()),
-            Model => self.genai().model = Some(value.into_string()),
-            ResponseModel => self.genai().response_model = Some(value.into_string()),
+            Operation => self.genai().operation = Some(value.interned()),
+            Provider => self.genai().provider = Some(value.interned()),
+            Model => self.genai().model = Some(value.interned()),
+            ResponseModel => self.genai().response_model = Some(value.interned()),
             ResponseId => self.genai().response_id = Some(value.into_string()),
             FinishReasons => {
                 self.genai().finish_reasons = string_list(value)
@@ -451,7 +461,7 @@ impl Record {
                     None => md.push((Cow::Borrowed(field), v)),
                 }
             }
-            ToolName => self.genai().tool_name = Some(value.into_string()),
+            ToolName => self.genai().tool_name = Some(value.interned()),
             ToolCallId => set_attr(
                 self.genai_attrs(),
                 sc::GEN_AI_TOOL_CALL_ID,
@@ -460,30 +470,30 @@ impl Record {
             ToolDescription => set_attr(
                 self.genai_attrs(),
                 sc::GEN_AI_TOOL_DESCRIPTION,
-                Value::String(value.into_string().into()),
+                Value::String(value.interned()),
             ),
             ToolType => set_attr(
                 self.genai_attrs(),
                 sc::GEN_AI_TOOL_TYPE,
-                Value::String(value.into_string().into()),
+                Value::String(value.interned()),
             ),
             ToolArguments => self.genai().tool_arguments = Some(value.into_string()),
             ToolResult => self.genai().tool_result = Some(value.into_string()),
-            AgentName => self.genai().agent_name = Some(value.into_string()),
+            AgentName => self.genai().agent_name = Some(value.interned()),
             AgentId => set_attr(
                 self.genai_attrs(),
                 sc::GEN_AI_AGENT_ID,
-                Value::String(value.into_string().into()),
+                Value::String(value.interned()),
             ),
             AgentDescription => set_attr(
                 self.genai_attrs(),
                 sc::GEN_AI_AGENT_DESCRIPTION,
-                Value::String(value.into_string().into()),
+                Value::String(value.interned()),
             ),
-            WorkflowName => self.genai().workflow_name = Some(value.into_string()),
+            WorkflowName => self.genai().workflow_name = Some(value.interned()),
             RetrievalQuery => self.genai().retrieval_query = Some(value.into_string()),
             RetrievalDocuments => self.genai().documents = Some(value.into_string()),
-            DataSource => self.genai().data_source = Some(value.into_string()),
+            DataSource => self.genai().data_source = Some(value.interned()),
             Feedback => match value.double() {
                 Some(score) => {
                     self.genai()
@@ -518,11 +528,11 @@ impl Record {
 
 impl GenAi {
     /// The operation written, or inferred from the fields present.
-    pub(crate) fn operation(&self) -> Cow<'_, str> {
-        if let Some(op) = &self.operation {
-            return Cow::Borrowed(op);
+    pub(crate) fn operation(&mut self) -> StringValue {
+        if let Some(op) = self.operation.take() {
+            return op;
         }
-        Cow::Borrowed(
+        StringValue::from(
             if self.tool_name.is_some()
                 || self.tool_arguments.is_some()
                 || self.tool_result.is_some()
@@ -549,12 +559,13 @@ impl GenAi {
 /// `{operation} {target}` per the conventions, `{operation}` without a target.
 fn span_name(op: &str, g: &GenAi) -> String {
     let target = match op {
-        sc::OP_EXECUTE_TOOL => g.tool_name.as_deref(),
-        sc::OP_INVOKE_AGENT | sc::OP_CREATE_AGENT => g.agent_name.as_deref(),
-        sc::OP_RETRIEVAL => g.data_source.as_deref(),
-        sc::OP_INVOKE_WORKFLOW => g.workflow_name.as_deref(),
-        _ => g.model.as_deref(),
-    };
+        sc::OP_EXECUTE_TOOL => g.tool_name.as_ref(),
+        sc::OP_INVOKE_AGENT | sc::OP_CREATE_AGENT => g.agent_name.as_ref(),
+        sc::OP_RETRIEVAL => g.data_source.as_ref(),
+        sc::OP_INVOKE_WORKFLOW => g.workflow_name.as_ref(),
+        _ => g.model.as_ref(),
+    }
+    .map(StringValue::as_str);
     match target {
         Some(t) if !t.is_empty() => {
             let mut name = String::with_capacity(op.len() + 1 + t.len());
@@ -626,10 +637,10 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
         return;
     }
     let mut g = std::mem::take(&mut rec.genai);
-    let op = g.operation().into_owned();
+    let op = g.operation();
 
     if !rec.meta.name_set {
-        rec.meta.name = Cow::Owned(span_name(&op, &g));
+        rec.meta.name = Cow::Owned(span_name(op.as_str(), &g));
         if let Some(function) = rec.meta.function {
             rec.attrs.push(KeyValue::new(
                 Key::from_static_str(sc::CODE_FUNCTION_NAME),
@@ -638,7 +649,7 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
         }
     }
     if !rec.meta.kind_set {
-        rec.meta.kind = span_kind(&op);
+        rec.meta.kind = span_kind(op.as_str());
     }
 
     let attrs = &mut rec.attrs;
@@ -660,7 +671,10 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
         (sc::GEN_AI_PROVIDER_NAME, g.provider.take()),
         (sc::GEN_AI_REQUEST_MODEL, g.model.take()),
         (sc::GEN_AI_RESPONSE_MODEL, g.response_model.take()),
-        (sc::GEN_AI_RESPONSE_ID, g.response_id.take()),
+        (
+            sc::GEN_AI_RESPONSE_ID,
+            g.response_id.take().map(StringValue::from),
+        ),
         (sc::GEN_AI_TOOL_NAME, g.tool_name.take()),
         (sc::GEN_AI_AGENT_NAME, g.agent_name.take()),
         (sc::GEN_AI_WORKFLOW_NAME, g.workflow_name.take()),
