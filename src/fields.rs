@@ -11,12 +11,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{OnceLock, RwLock};
 
 use opentelemetry::trace::{SpanKind, Status};
-use opentelemetry::{Key, KeyValue, StringValue, Value};
+use opentelemetry::{Key, KeyValue, Value};
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 use crate::genai::{FieldValue, LlmKey};
-use crate::layer::Record;
+use crate::record::Record;
 use crate::semconv;
 
 /// What the layer does with one field of a callsite.
@@ -275,8 +275,8 @@ impl SpanMeta {
 
 // === span visitor ===
 
-/// Writes a span's fields into its record: attributes, `otel.*` settings and
-/// the GenAI vocabulary.
+/// Copies a span's fields into its record: `otel.*` settings at once, every
+/// other value raw, for the export thread to decode.
 pub(crate) struct SpanVisitor<'a> {
     plan: &'static FieldPlan,
     rec: &'a mut Record,
@@ -287,47 +287,17 @@ pub(crate) struct SpanVisitor<'a> {
 }
 
 impl<'a> SpanVisitor<'a> {
-    pub(crate) fn new(
-        plan: &'static FieldPlan,
-        rec: &'a mut Record,
-        replace: bool,
-        content: bool,
-    ) -> Self {
-        SpanVisitor {
-            plan,
-            rec,
-            replace,
-            content,
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, key: Key, value: Value) {
-        if self.replace {
-            if let Some(kv) = self.rec.attrs.iter_mut().find(|kv| kv.key == key) {
-                kv.value = value;
-                return;
-            }
-        }
-        self.rec.attrs.push(KeyValue::new(key, value));
+    pub(crate) fn new(plan: &'static FieldPlan, rec: &'a mut Record, replace: bool, content: bool) -> Self {
+        SpanVisitor { plan, rec, replace, content }
     }
 
     #[inline]
     fn value(&mut self, field: &Field, value: FieldValue<'_>) {
         match self.plan.role(field) {
-            Role::Attr | Role::Message => {
-                let v = match value {
-                    FieldValue::I64(v) => Value::I64(v),
-                    FieldValue::U64(v) => u64_value(v),
-                    FieldValue::F64(v) => Value::F64(v),
-                    FieldValue::Bool(v) => Value::Bool(v),
-                    FieldValue::Str(s) => Value::String(StringValue::from(s.into_owned())),
-                };
-                self.push(Key::from_static_str(field.name()), v)
-            }
-            Role::Llm(key) => {
+            role @ (Role::Attr | Role::Message) => self.rec.push(field.name(), role, self.replace, value),
+            role @ Role::Llm(key) => {
                 if self.content || !key.is_content() {
-                    self.rec.set_llm(key, field.name(), value);
+                    self.rec.push(field.name(), role, self.replace, value);
                 }
             }
             role => {
@@ -352,15 +322,11 @@ impl Visit for SpanVisitor<'_> {
         self.value(field, FieldValue::U64(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        let v = i64::try_from(value)
-            .map(FieldValue::I64)
-            .unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
+        let v = i64::try_from(value).map(FieldValue::I64).unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
         self.value(field, v);
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        let v = u64::try_from(value)
-            .map(FieldValue::U64)
-            .unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
+        let v = u64::try_from(value).map(FieldValue::U64).unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
         self.value(field, v);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -371,10 +337,7 @@ impl Visit for SpanVisitor<'_> {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let message = value.to_string();
-        self.push(
-            Key::from_static_str(semconv::EXCEPTION_MESSAGE),
-            Value::String(message.clone().into()),
-        );
+        self.rec.attrs.push(KeyValue::new(Key::from_static_str(semconv::EXCEPTION_MESSAGE), message.clone()));
         self.value(field, FieldValue::Str(message.into()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

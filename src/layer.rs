@@ -18,11 +18,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::content::ContentPolicy;
 use crate::export::Sink;
-use crate::fields::{plan_for, EventVisitor, FieldPlan, SpanMeta, SpanVisitor};
-
-/// Attributes the GenAI mapping typically adds to an LLM span.
-const GENAI_ATTRS: usize = 12;
-use crate::genai::{GenAi, Inherited};
+use crate::fields::{plan_for, EventVisitor, SpanVisitor};
+use crate::genai::Inherited;
+use crate::record::{Pool, Record};
 use crate::sampler::{new_span_id, new_trace_id};
 use crate::{semconv, Sampler};
 
@@ -61,71 +59,6 @@ pub(crate) fn flags(sampled: bool) -> TraceFlags {
     }
 }
 
-/// Everything a recorded span carries until it is exported.
-#[derive(Debug)]
-pub(crate) struct Record {
-    pub(crate) cx: SpanCx,
-    /// The callsite's plan, so recording later needs no lookup.
-    pub(crate) plan: &'static FieldPlan,
-    pub(crate) meta: SpanMeta,
-    pub(crate) start: SystemTime,
-    pub(crate) end: SystemTime,
-    pub(crate) attrs: Vec<KeyValue>,
-    pub(crate) events: Vec<Event>,
-    pub(crate) links: Vec<Link>,
-    /// The GenAI side, created by the first `llm.*` field.
-    pub(crate) genai: GenAi,
-    /// User, session, tags and metadata, shared with descendants.
-    pub(crate) inherited: Option<Arc<Inherited>>,
-}
-
-impl Record {
-    pub(crate) fn new(cx: SpanCx, meta: &'static Metadata<'static>, code_location: bool) -> Record {
-        let plan = plan_for(meta);
-        // Room for the code location and, on LLM spans, the keys the GenAI
-        // mapping adds at export, so the vector grows once.
-        let extra = 3 + if plan.llm { GENAI_ATTRS } else { 0 };
-        let mut attrs = Vec::with_capacity(meta.fields().len() + extra);
-        if code_location {
-            push_code_location(&mut attrs, meta);
-        }
-        let now = SystemTime::now();
-        Record {
-            cx,
-            plan,
-            meta: SpanMeta::new(meta),
-            start: now,
-            end: now,
-            attrs,
-            events: Vec::new(),
-            links: Vec::new(),
-            genai: GenAi::default(),
-            inherited: None,
-        }
-    }
-}
-
-fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static>) {
-    if let Some(file) = meta.file() {
-        attrs.push(KeyValue::new(
-            Key::from_static_str(semconv::CODE_FILE_PATH),
-            StringValue::from(file),
-        ));
-    }
-    if let Some(line) = meta.line() {
-        attrs.push(KeyValue::new(
-            Key::from_static_str(semconv::CODE_LINE_NUMBER),
-            i64::from(line),
-        ));
-    }
-    if let Some(module) = meta.module_path() {
-        attrs.push(KeyValue::new(
-            Key::from_static_str(semconv::CODE_NAMESPACE),
-            StringValue::from(module),
-        ));
-    }
-}
-
 /// The layer's state of one span, kept in the registry's extensions.
 ///
 /// Unsampled spans keep only their identity, so children find their trace
@@ -157,6 +90,8 @@ pub(crate) struct Shared {
     /// `None` when nothing is exported (`OTEL_TRACES_EXPORTER=none`).
     pub(crate) sink: Option<Sink>,
     pub(crate) policy: Arc<ContentPolicy>,
+    /// Records returned by the export thread for reuse.
+    pub(crate) pool: Pool,
 }
 
 impl Shared {
@@ -384,7 +319,7 @@ where
         let inherited = parent.as_mut().and_then(|p| p.inherited.take());
         let cx = shared.new_cx(parent);
         let state = if shared.records(&cx) {
-            let mut rec = Box::new(Record::new(cx, meta, shared.code_location));
+            let mut rec = shared.pool.get(cx, meta, shared.code_location);
             rec.inherited = inherited;
             attrs.record(&mut SpanVisitor::new(
                 plan,

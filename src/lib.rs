@@ -227,6 +227,7 @@ mod helpers;
 mod intern;
 mod layer;
 mod pipeline;
+mod record;
 mod sampler;
 pub mod semconv;
 mod span_ext;

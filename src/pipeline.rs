@@ -19,6 +19,7 @@ use crate::export::{
     self, console::ConsoleExporter, otlp, BatchSettings, DynExporter, Handle, Item, Sink, Stats,
 };
 use crate::layer::{Layer, Shared};
+use crate::record::Pool;
 use crate::{semconv, Error, Sampler};
 
 /// Configures and builds the [`Layer`] and its [`Guard`].
@@ -322,6 +323,7 @@ impl Pipeline {
             hash_user_ids,
         });
 
+        let pool = Pool::default();
         let mut built: Vec<Box<dyn DynExporter>> = Vec::new();
         let (sink, handle) = if disabled
             || (exporters.iter().all(|e| *e == Exporter::None) && custom.is_empty())
@@ -351,7 +353,7 @@ impl Pipeline {
                 return Err(e);
             }
             built.extend(custom);
-            let (sink, handle) = export::start(built, &resource, batch, policy.clone(), rt)?;
+            let (sink, handle) = export::start(built, &resource, batch, policy.clone(), pool.clone(), rt)?;
             (Some(sink), Some(handle))
         };
 
@@ -369,6 +371,7 @@ impl Pipeline {
             code_location: !no_code_location,
             sink,
             policy,
+            pool,
         });
         let guard = Guard {
             handle,

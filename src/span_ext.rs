@@ -8,7 +8,8 @@ use opentelemetry::{Context as OtelContext, Key, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 use crate::fields::Code;
-use crate::layer::{set_attribute, ParentCx, Record, SpanState, WithState};
+use crate::layer::{set_attribute, ParentCx, SpanState, WithState};
+use crate::record::Record;
 use std::time::SystemTime;
 
 use opentelemetry::trace::Event;
@@ -207,7 +208,7 @@ impl SpanExt for tracing::Span {
                 SpanState::Sampled(_) => *state = SpanState::Unsampled(cx),
                 SpanState::Unsampled(_) if shared.records(&cx) => {
                     *state =
-                        SpanState::Sampled(Box::new(Record::new(cx, meta, shared.code_location)))
+                        SpanState::Sampled(shared.pool.get(cx, meta, shared.code_location))
                 }
                 SpanState::Unsampled(old) => *old = cx,
             }
@@ -445,7 +446,7 @@ impl SpanExt for tracing::Span {
         let mut value = Some(value.into());
         with_record(self, &mut |rec| {
             let Some(v) = value.take() else { return };
-            let md = &mut rec.inherited().metadata;
+            let md = &mut std::sync::Arc::make_mut(rec.inherited.get_or_insert_with(Default::default)).metadata;
             match md.iter_mut().find(|(k, _)| *k == name) {
                 Some(slot) => slot.1 = v,
                 None => md.push((name.clone().into(), v)),
@@ -461,7 +462,7 @@ fn set_llm(span: &tracing::Span, key: LlmKey, field: &'static str, value: FieldV
     with_state(span, &mut |state, shared, _| {
         if let (SpanState::Sampled(rec), Some(v)) = (state, value.take()) {
             if shared.policy.capture.any() || !key.is_content() {
-                rec.set_llm(key, field, v);
+                rec.push_llm(key, field, v);
             }
         }
     });

@@ -24,7 +24,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use opentelemetry_sdk::Resource;
 
 use crate::content::ContentPolicy;
-use crate::layer::{suppress_current_thread, Record};
+use crate::layer::suppress_current_thread;
+use crate::record::{Pool, Record};
 use crate::{semconv, Error};
 
 /// A finished span on its way out.
@@ -132,6 +133,7 @@ pub(crate) fn start(
     resource: &Resource,
     settings: BatchSettings,
     policy: Arc<ContentPolicy>,
+    pool: Pool,
     rt: tokio::runtime::Runtime,
 ) -> Result<(Sink, Handle), Error> {
     for e in &mut exporters {
@@ -149,6 +151,7 @@ pub(crate) fn start(
             .with_version(env!("CARGO_PKG_VERSION"))
             .build(),
         policy,
+        pool,
         settings,
         counters: counters.clone(),
         rt,
@@ -226,6 +229,7 @@ struct Worker {
     exporters: Vec<Box<dyn DynExporter>>,
     scope: InstrumentationScope,
     policy: Arc<ContentPolicy>,
+    pool: Pool,
     settings: BatchSettings,
     counters: Arc<Counters>,
     rt: tokio::runtime::Runtime,
@@ -305,7 +309,11 @@ impl Worker {
 
     fn push(&mut self, item: Item) {
         let span = match item {
-            Item::Record(rec) => to_span_data(*rec, &self.scope, &self.policy),
+            Item::Record(mut rec) => {
+                let span = to_span_data(&mut rec, &self.scope, &self.policy);
+                self.pool.put(rec);
+                span
+            }
             Item::Sdk(span) => *span,
         };
         self.batch.push(span);
@@ -376,22 +384,16 @@ impl Worker {
     }
 }
 
-pub(crate) fn to_span_data(
-    mut rec: Record,
-    scope: &InstrumentationScope,
-    policy: &ContentPolicy,
-) -> SpanData {
-    crate::genai::finish(&mut rec, policy);
-    let Record {
-        cx,
-        mut meta,
-        start,
-        end,
-        attrs,
-        events,
-        links,
-        ..
-    } = rec;
+/// Decodes a record into the SDK's span type. The record keeps its reusable
+/// buffers for the pool.
+pub(crate) fn to_span_data(rec: &mut Record, scope: &InstrumentationScope, policy: &ContentPolicy) -> SpanData {
+    rec.decode(policy);
+    let cx = &rec.cx;
+    let meta = &mut rec.meta;
+    let (start, end) = (rec.start, rec.end);
+    let attrs = std::mem::take(&mut rec.attrs);
+    let events = std::mem::take(&mut rec.events);
+    let links = std::mem::take(&mut rec.links);
     let status = meta.status();
     let mut span_events = SpanEvents::default();
     span_events.events = events;
@@ -403,12 +405,12 @@ pub(crate) fn to_span_data(
             cx.span_id,
             TraceFlags::SAMPLED,
             false,
-            cx.trace_state,
+            cx.trace_state.clone(),
         ),
         parent_span_id: cx.parent_id,
         parent_span_is_remote: cx.parent_remote,
-        span_kind: meta.kind,
-        name: meta.name,
+        span_kind: meta.kind.clone(),
+        name: std::mem::take(&mut meta.name),
         start_time: start,
         end_time: end,
         attributes: attrs,

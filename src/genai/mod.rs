@@ -5,14 +5,13 @@
 pub(crate) mod messages;
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use opentelemetry::trace::{Event, SpanKind};
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 
 use crate::content::{ContentKind, ContentPolicy};
 use crate::intern::intern;
-use crate::layer::Record;
+use crate::record::Record;
 use crate::semconv::{self as sc, fields as f};
 
 /// What an `llm.*` or `gen_ai.*` field means, decided once per callsite.
@@ -216,7 +215,7 @@ impl FieldValue<'_> {
         }
     }
 
-    fn otel(self) -> Value {
+    pub(crate) fn into_value(self) -> Value {
         match self {
             FieldValue::I64(v) => Value::I64(v),
             FieldValue::U64(v) => crate::fields::u64_value(v),
@@ -355,28 +354,15 @@ fn string_array(items: Vec<String>) -> Value {
     ))
 }
 
-impl Record {
-    pub(crate) fn genai(&mut self) -> &mut GenAi {
-        self.genai.active = true;
-        &mut self.genai
-    }
-
-    /// The span's attributes, for plain mappings, marking the span an LLM span.
-    fn genai_attrs(&mut self) -> &mut Vec<KeyValue> {
-        self.genai.active = true;
-        &mut self.attrs
-    }
-
-    pub(crate) fn inherited(&mut self) -> &mut Inherited {
-        Arc::make_mut(self.inherited.get_or_insert_with(Default::default))
-    }
-
-    /// Applies one vocabulary field. `field` is the name as written, kept for
-    /// values that cannot be mapped safely (they stay visible under that name).
-    pub(crate) fn set_llm(&mut self, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
+impl GenAi {
+    /// Applies one vocabulary field (on the export thread). `field` is the
+    /// name as written, kept for values that cannot be mapped safely: they
+    /// stay visible under that name in `attrs`.
+    pub(crate) fn set(&mut self, attrs: &mut Vec<KeyValue>, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
         use LlmKey::*;
-        let invalid = |rec: &mut Record, v: FieldValue<'_>| {
-            set_attr(&mut rec.attrs, field, Value::String(v.into_string().into()));
+        self.active = true;
+        let invalid = |attrs: &mut Vec<KeyValue>, v: FieldValue<'_>| {
+            set_attr(attrs, field, Value::String(v.into_string().into()));
         };
         let usage_slot = |k: LlmKey| match k {
             InputTokens => 0,
@@ -386,29 +372,29 @@ impl Record {
             _ => 4,
         };
         match key {
-            Operation => self.genai().operation = Some(value.interned()),
-            Provider => self.genai().provider = Some(value.interned()),
-            Model => self.genai().model = Some(value.interned()),
-            ResponseModel => self.genai().response_model = Some(value.interned()),
-            ResponseId => self.genai().response_id = Some(value.into_string()),
+            Operation => self.operation = Some(value.interned()),
+            Provider => self.provider = Some(value.interned()),
+            Model => self.model = Some(value.interned()),
+            ResponseModel => self.response_model = Some(value.interned()),
+            ResponseId => self.response_id = Some(value.into_string()),
             FinishReasons => {
-                self.genai().finish_reasons = string_list(value)
+                self.finish_reasons = string_list(value)
                     .iter()
                     .map(|r| messages::finish_reason(r))
                     .collect()
             }
-            Prompt => self.genai().prompt = Some(value.into_string()),
-            SystemPrompt => self.genai().system_prompt = Some(value.into_string()),
-            Completion => self.genai().completion = Some(value.into_string()),
+            Prompt => self.prompt = Some(value.into_string()),
+            SystemPrompt => self.system_prompt = Some(value.into_string()),
+            Completion => self.completion = Some(value.into_string()),
             InputTokens | OutputTokens | CacheReadTokens | CacheWriteTokens | ReasoningTokens => {
                 match value.count() {
-                    Some(n) => self.genai().usage[usage_slot(key)] = Some(n),
-                    None => invalid(self, value),
+                    Some(n) => self.usage[usage_slot(key)] = Some(n),
+                    None => invalid(attrs, value),
                 }
             }
             Cost => match value.double() {
-                Some(c) => self.genai().cost = Some(c),
-                None => invalid(self, value),
+                Some(c) => self.cost = Some(c),
+                None => invalid(attrs, value),
             },
             Temperature | TopP | TopK | FrequencyPenalty | PresencePenalty => {
                 let k = match key {
@@ -419,8 +405,8 @@ impl Record {
                     _ => sc::GEN_AI_REQUEST_PRESENCE_PENALTY,
                 };
                 match value.double() {
-                    Some(d) => set_attr(self.genai_attrs(), k, Value::F64(d)),
-                    None => invalid(self, value),
+                    Some(d) => set_attr(attrs, k, Value::F64(d)),
+                    None => invalid(attrs, value),
                 }
             }
             MaxTokens | Seed | EmbeddingDimensions => {
@@ -430,99 +416,116 @@ impl Record {
                     _ => sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
                 };
                 if key == EmbeddingDimensions {
-                    self.genai().embedding = true;
+                    self.embedding = true;
                 }
                 match value.int() {
-                    Some(i) => set_attr(self.genai_attrs(), k, Value::I64(i)),
-                    None => invalid(self, value),
+                    Some(i) => set_attr(attrs, k, Value::I64(i)),
+                    None => invalid(attrs, value),
                 }
             }
             Stop => set_attr(
-                self.genai_attrs(),
+                attrs,
                 sc::GEN_AI_REQUEST_STOP_SEQUENCES,
                 string_array(string_list(value)),
             ),
             Stream => match value.boolean() {
                 Some(b) => set_attr(
-                    self.genai_attrs(),
+                    attrs,
                     sc::GEN_AI_REQUEST_STREAM,
                     Value::Bool(b),
                 ),
-                None => invalid(self, value),
+                None => invalid(attrs, value),
             },
-            User => self.inherited().user = Some(value.into_string()),
-            Session => self.inherited().session = Some(value.into_string()),
-            Tags => self.inherited().tags = string_list(value),
-            Metadata => {
-                let md = &mut self.inherited().metadata;
-                let v = value.otel();
-                match md.iter_mut().find(|(k, _)| k == field) {
-                    Some(slot) => slot.1 = v,
-                    None => md.push((Cow::Borrowed(field), v)),
-                }
-            }
-            ToolName => self.genai().tool_name = Some(value.interned()),
+            User | Session | Tags | Metadata => {}
+            ToolName => self.tool_name = Some(value.interned()),
             ToolCallId => set_attr(
-                self.genai_attrs(),
+                attrs,
                 sc::GEN_AI_TOOL_CALL_ID,
                 Value::String(value.into_string().into()),
             ),
             ToolDescription => set_attr(
-                self.genai_attrs(),
+                attrs,
                 sc::GEN_AI_TOOL_DESCRIPTION,
                 Value::String(value.interned()),
             ),
             ToolType => set_attr(
-                self.genai_attrs(),
+                attrs,
                 sc::GEN_AI_TOOL_TYPE,
                 Value::String(value.interned()),
             ),
-            ToolArguments => self.genai().tool_arguments = Some(value.into_string()),
-            ToolResult => self.genai().tool_result = Some(value.into_string()),
-            AgentName => self.genai().agent_name = Some(value.interned()),
+            ToolArguments => self.tool_arguments = Some(value.into_string()),
+            ToolResult => self.tool_result = Some(value.into_string()),
+            AgentName => self.agent_name = Some(value.interned()),
             AgentId => set_attr(
-                self.genai_attrs(),
+                attrs,
                 sc::GEN_AI_AGENT_ID,
                 Value::String(value.interned()),
             ),
             AgentDescription => set_attr(
-                self.genai_attrs(),
+                attrs,
                 sc::GEN_AI_AGENT_DESCRIPTION,
                 Value::String(value.interned()),
             ),
-            WorkflowName => self.genai().workflow_name = Some(value.interned()),
-            RetrievalQuery => self.genai().retrieval_query = Some(value.into_string()),
-            RetrievalDocuments => self.genai().documents = Some(value.into_string()),
-            DataSource => self.genai().data_source = Some(value.interned()),
+            WorkflowName => self.workflow_name = Some(value.interned()),
+            RetrievalQuery => self.retrieval_query = Some(value.into_string()),
+            RetrievalDocuments => self.documents = Some(value.into_string()),
+            DataSource => self.data_source = Some(value.interned()),
             Feedback => match value.double() {
                 Some(score) => {
-                    self.genai()
+                    self
                         .feedback
                         .get_or_insert_with(Default::default)
                         .score = Some(score)
                 }
-                None => invalid(self, value),
+                None => invalid(attrs, value),
             },
             FeedbackName => {
-                self.genai()
+                self
                     .feedback
                     .get_or_insert_with(Default::default)
                     .name = Some(value.into_string())
             }
             FeedbackLabel => {
-                self.genai()
+                self
                     .feedback
                     .get_or_insert_with(Default::default)
                     .label = Some(value.into_string())
             }
             FeedbackComment => {
-                self.genai()
+                self
                     .feedback
                     .get_or_insert_with(Default::default)
                     .comment = Some(value.into_string())
             }
-            ErrorType => self.genai().error_type = Some(value.into_string()),
+            ErrorType => self.error_type = Some(value.into_string()),
         }
+    }
+}
+
+/// Applies a field passed on to descendants (user, session, tags, metadata);
+/// runs on the application's thread, where children are created.
+pub(crate) fn apply_inherited(inh: &mut Inherited, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
+    use LlmKey::*;
+    match key {
+            User => inh.user = Some(value.into_string()),
+            Session => inh.session = Some(value.into_string()),
+            Tags => inh.tags = string_list(value),
+            Metadata => {
+                let md = &mut inh.metadata;
+                let v = value.into_value();
+                match md.iter_mut().find(|(k, _)| k == field) {
+                    Some(slot) => slot.1 = v,
+                    None => md.push((Cow::Borrowed(field), v)),
+                }
+            }
+        _ => {}
+    }
+}
+
+impl LlmKey {
+    /// Keys whose values descendants inherit.
+    pub(crate) fn is_inherited(self) -> bool {
+        matches!(self, LlmKey::User | LlmKey::Session | LlmKey::Tags | LlmKey::Metadata)
     }
 }
 
@@ -607,7 +610,7 @@ fn push(attrs: &mut Vec<KeyValue>, key: &'static str, value: impl Into<Value>) {
 /// Finishes a span's GenAI semantics: inherited user/session/tags/metadata on
 /// every span, and for LLM spans the convention keys, name, kind, content
 /// (per the content policy) and error type. Runs on the export worker.
-pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
+pub(crate) fn finish(rec: &mut Record, mut g: GenAi, policy: &ContentPolicy) {
     if let Some(inh) = rec.inherited.take() {
         if let Some(user) = &inh.user {
             let user = match &policy.hash_user_ids {
@@ -628,7 +631,7 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
                 .push(KeyValue::new(Key::new(k.clone()), v.clone()));
         }
     }
-    if !rec.genai.active {
+    if !g.active {
         if rec.meta.is_error() {
             if let Some(t) = rec.meta.error_type.take() {
                 push(&mut rec.attrs, sc::ERROR_TYPE, t);
@@ -636,7 +639,6 @@ pub(crate) fn finish(rec: &mut Record, policy: &ContentPolicy) {
         }
         return;
     }
-    let mut g = std::mem::take(&mut rec.genai);
     let op = g.operation();
 
     if !rec.meta.name_set {

@@ -1,0 +1,240 @@
+//! A recorded span, and the split of work between the application's thread
+//! and the export thread.
+//!
+//! On the application's thread a span's field values are only copied, raw,
+//! into one reusable buffer: no attribute, no GenAI mapping, no per-value
+//! allocation. The export thread decodes them into OpenTelemetry attributes
+//! and GenAI keys, then hands the emptied record back through a pool, so in
+//! steady state recording a span allocates nothing for its fields.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use opentelemetry::trace::{Event, Link};
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+use tracing_core::Metadata;
+
+use crate::content::ContentPolicy;
+use crate::fields::{plan_for, FieldPlan, Role, SpanMeta};
+use crate::genai::{apply_inherited, FieldValue, GenAi, Inherited, LlmKey};
+use crate::layer::SpanCx;
+use crate::semconv;
+
+/// A field value as recorded: strings live in the record's buffer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RawValue {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    /// `buf[start..start + len]`.
+    Str(u32, u32),
+}
+
+/// One recorded field.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Raw {
+    pub(crate) name: &'static str,
+    pub(crate) role: Role,
+    /// Recorded after creation: replaces an earlier value of the same key.
+    pub(crate) replace: bool,
+    pub(crate) value: RawValue,
+}
+
+/// Everything a recorded span carries until it is exported.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) cx: SpanCx,
+    /// The callsite's plan, so recording later needs no lookup.
+    pub(crate) plan: &'static FieldPlan,
+    pub(crate) callsite: &'static Metadata<'static>,
+    pub(crate) code_location: bool,
+    pub(crate) meta: SpanMeta,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    /// Field values, decoded on the export thread.
+    pub(crate) raw: Vec<Raw>,
+    /// The bytes of the string values in `raw`.
+    pub(crate) buf: String,
+    /// Attributes set as such (`SpanExt::set_attribute`, `exception.message`);
+    /// the decoded fields join them on the export thread.
+    pub(crate) attrs: Vec<KeyValue>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) links: Vec<Link>,
+    /// User, session, tags and metadata, shared with descendants.
+    pub(crate) inherited: Option<Arc<Inherited>>,
+}
+
+/// Buffers larger than this are not kept for reuse.
+const MAX_POOLED_BUF: usize = 16 * 1024;
+/// Records kept for reuse.
+const POOL_SIZE: usize = 4096;
+
+impl Record {
+    fn new(cx: SpanCx, callsite: &'static Metadata<'static>, code_location: bool) -> Record {
+        let now = SystemTime::now();
+        Record {
+            cx,
+            plan: plan_for(callsite),
+            callsite,
+            code_location,
+            meta: SpanMeta::new(callsite),
+            start: now,
+            end: now,
+            raw: Vec::with_capacity(callsite.fields().len()),
+            buf: String::new(),
+            attrs: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            inherited: None,
+        }
+    }
+
+    /// Reinitializes a pooled record for a new span, keeping its buffers.
+    fn reset(&mut self, cx: SpanCx, callsite: &'static Metadata<'static>, code_location: bool) {
+        self.cx = cx;
+        self.plan = plan_for(callsite);
+        self.callsite = callsite;
+        self.code_location = code_location;
+        self.meta = SpanMeta::new(callsite);
+        self.start = SystemTime::now();
+        self.end = self.start;
+    }
+
+    /// Empties the record for the pool; `false` when it is not worth keeping.
+    fn clear(&mut self) -> bool {
+        self.raw.clear();
+        self.buf.clear();
+        self.attrs.clear();
+        self.events.clear();
+        self.links.clear();
+        self.inherited = None;
+        self.buf.capacity() <= MAX_POOLED_BUF && self.raw.capacity() <= 256
+    }
+
+    /// Records one field value. Inherited keys (user, session, tags,
+    /// metadata) apply at once, since children are created on this thread;
+    /// everything else is copied raw.
+    pub(crate) fn push(&mut self, name: &'static str, role: Role, replace: bool, value: FieldValue<'_>) {
+        if let Role::Llm(key) = role {
+            if key.is_inherited() {
+                let inh = Arc::make_mut(self.inherited.get_or_insert_with(Default::default));
+                apply_inherited(inh, key, name, value);
+                return;
+            }
+        }
+        let value = match value {
+            FieldValue::I64(v) => RawValue::I64(v),
+            FieldValue::U64(v) => RawValue::U64(v),
+            FieldValue::F64(v) => RawValue::F64(v),
+            FieldValue::Bool(v) => RawValue::Bool(v),
+            FieldValue::Str(s) => {
+                let start = self.buf.len();
+                let Ok(start32) = u32::try_from(start) else { return };
+                let room = u32::MAX as usize - start;
+                let s = if s.len() <= room { &s[..] } else { &s[..floor_char_boundary(&s, room)] };
+                self.buf.push_str(s);
+                RawValue::Str(start32, s.len() as u32)
+            }
+        };
+        self.raw.push(Raw { name, role, replace, value });
+    }
+
+    /// A vocabulary value given through the span extension trait.
+    pub(crate) fn push_llm(&mut self, key: LlmKey, name: &'static str, value: FieldValue<'_>) {
+        self.push(name, Role::Llm(key), true, value);
+    }
+
+    /// Decodes the raw fields into attributes and the GenAI mapping, then
+    /// finishes the GenAI semantics. Runs on the export thread.
+    pub(crate) fn decode(&mut self, policy: &ContentPolicy) {
+        let mut attrs = std::mem::take(&mut self.attrs);
+        attrs.reserve(self.raw.len() + 3 + if self.plan.llm { GENAI_ATTRS } else { 0 });
+        if self.code_location {
+            push_code_location(&mut attrs, self.callsite);
+        }
+        let mut genai = GenAi::default();
+        for raw in &self.raw {
+            let value = match raw.value {
+                RawValue::I64(v) => FieldValue::I64(v),
+                RawValue::U64(v) => FieldValue::U64(v),
+                RawValue::F64(v) => FieldValue::F64(v),
+                RawValue::Bool(v) => FieldValue::Bool(v),
+                RawValue::Str(start, len) => {
+                    let (start, len) = (start as usize, len as usize);
+                    FieldValue::Str(self.buf.get(start..start + len).unwrap_or_default().into())
+                }
+            };
+            match raw.role {
+                Role::Llm(key) => genai.set(&mut attrs, key, raw.name, value),
+                _ => {
+                    let key = Key::from_static_str(raw.name);
+                    let value = value.into_value();
+                    match raw.replace.then(|| attrs.iter_mut().find(|kv| kv.key == key)).flatten() {
+                        Some(kv) => kv.value = value,
+                        None => attrs.push(KeyValue::new(key, value)),
+                    }
+                }
+            }
+        }
+        self.attrs = attrs;
+        crate::genai::finish(self, genai, policy);
+    }
+}
+
+/// Attributes the GenAI mapping typically adds to an LLM span.
+const GENAI_ATTRS: usize = 12;
+
+fn floor_char_boundary(s: &str, mut at: usize) -> usize {
+    while at > 0 && !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static>) {
+    if let Some(file) = meta.file() {
+        attrs.push(KeyValue::new(Key::from_static_str(semconv::CODE_FILE_PATH), StringValue::from(file)));
+    }
+    if let Some(line) = meta.line() {
+        attrs.push(KeyValue::new(Key::from_static_str(semconv::CODE_LINE_NUMBER), Value::I64(i64::from(line))));
+    }
+    if let Some(module) = meta.module_path() {
+        attrs.push(KeyValue::new(Key::from_static_str(semconv::CODE_NAMESPACE), StringValue::from(module)));
+    }
+}
+
+/// Emptied records, returned by the export thread for reuse.
+#[derive(Clone, Debug)]
+pub(crate) struct Pool {
+    tx: Sender<Box<Record>>,
+    rx: Receiver<Box<Record>>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        let (tx, rx) = bounded(POOL_SIZE);
+        Pool { tx, rx }
+    }
+}
+
+impl Pool {
+    /// A record for a new span: a recycled one when available.
+    pub(crate) fn get(&self, cx: SpanCx, callsite: &'static Metadata<'static>, code_location: bool) -> Box<Record> {
+        match self.rx.try_recv() {
+            Ok(mut rec) => {
+                rec.reset(cx, callsite, code_location);
+                rec
+            }
+            Err(_) => Box::new(Record::new(cx, callsite, code_location)),
+        }
+    }
+
+    /// Takes an exported record back.
+    pub(crate) fn put(&self, mut rec: Box<Record>) {
+        if rec.clear() {
+            let _ = self.tx.try_send(rec);
+        }
+    }
+}
