@@ -100,11 +100,18 @@ fn big_generation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    llm_call,
-    agent_tree,
-    filtered_by_level,
-    big_generation
-);
+fn config() -> Criterion {
+    // Short runs keep the whole comparison under a few minutes; ratios are
+    // taken within one run on this 2-core machine.
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = llm_call, agent_tree, filtered_by_level, big_generation
+}
 criterion_main!(benches);

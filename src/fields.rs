@@ -287,14 +287,26 @@ pub(crate) struct SpanVisitor<'a> {
 }
 
 impl<'a> SpanVisitor<'a> {
-    pub(crate) fn new(plan: &'static FieldPlan, rec: &'a mut Record, replace: bool, content: bool) -> Self {
-        SpanVisitor { plan, rec, replace, content }
+    pub(crate) fn new(
+        plan: &'static FieldPlan,
+        rec: &'a mut Record,
+        replace: bool,
+        content: bool,
+    ) -> Self {
+        SpanVisitor {
+            plan,
+            rec,
+            replace,
+            content,
+        }
     }
 
     #[inline]
     fn value(&mut self, field: &Field, value: FieldValue<'_>) {
         match self.plan.role(field) {
-            role @ (Role::Attr | Role::Message) => self.rec.push(field.name(), role, self.replace, value),
+            role @ (Role::Attr | Role::Message) => {
+                self.rec.push(field.name(), role, self.replace, value)
+            }
             role @ Role::Llm(key) => {
                 if self.content || !key.is_content() {
                     self.rec.push(field.name(), role, self.replace, value);
@@ -322,11 +334,15 @@ impl Visit for SpanVisitor<'_> {
         self.value(field, FieldValue::U64(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        let v = i64::try_from(value).map(FieldValue::I64).unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
+        let v = i64::try_from(value)
+            .map(FieldValue::I64)
+            .unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
         self.value(field, v);
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        let v = u64::try_from(value).map(FieldValue::U64).unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
+        let v = u64::try_from(value)
+            .map(FieldValue::U64)
+            .unwrap_or_else(|_| FieldValue::Str(value.to_string().into()));
         self.value(field, v);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -337,7 +353,10 @@ impl Visit for SpanVisitor<'_> {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let message = value.to_string();
-        self.rec.attrs.push(KeyValue::new(Key::from_static_str(semconv::EXCEPTION_MESSAGE), message.clone()));
+        self.rec.attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::EXCEPTION_MESSAGE),
+            message.clone(),
+        ));
         self.value(field, FieldValue::Str(message.into()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

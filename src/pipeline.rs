@@ -353,7 +353,8 @@ impl Pipeline {
                 return Err(e);
             }
             built.extend(custom);
-            let (sink, handle) = export::start(built, &resource, batch, policy.clone(), pool.clone(), rt)?;
+            let (sink, handle) =
+                export::start(built, &resource, batch, policy.clone(), pool.clone(), rt)?;
             (Some(sink), Some(handle))
         };
 

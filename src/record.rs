@@ -68,6 +68,8 @@ pub(crate) struct Record {
 
 /// Buffers larger than this are not kept for reuse.
 const MAX_POOLED_BUF: usize = 16 * 1024;
+/// Initial string buffer of a new record.
+const INITIAL_BUF: usize = 512;
 /// Records kept for reuse.
 const POOL_SIZE: usize = 4096;
 
@@ -82,8 +84,9 @@ impl Record {
             meta: SpanMeta::new(callsite),
             start: now,
             end: now,
-            raw: Vec::with_capacity(callsite.fields().len()),
-            buf: String::new(),
+            raw: Vec::with_capacity(callsite.fields().len() + 2),
+            // Room for a few names and a short prompt: most spans never grow it.
+            buf: String::with_capacity(INITIAL_BUF),
             attrs: Vec::new(),
             events: Vec::new(),
             links: Vec::new(),
@@ -116,7 +119,13 @@ impl Record {
     /// Records one field value. Inherited keys (user, session, tags,
     /// metadata) apply at once, since children are created on this thread;
     /// everything else is copied raw.
-    pub(crate) fn push(&mut self, name: &'static str, role: Role, replace: bool, value: FieldValue<'_>) {
+    pub(crate) fn push(
+        &mut self,
+        name: &'static str,
+        role: Role,
+        replace: bool,
+        value: FieldValue<'_>,
+    ) {
         if let Role::Llm(key) = role {
             if key.is_inherited() {
                 let inh = Arc::make_mut(self.inherited.get_or_insert_with(Default::default));
@@ -131,14 +140,25 @@ impl Record {
             FieldValue::Bool(v) => RawValue::Bool(v),
             FieldValue::Str(s) => {
                 let start = self.buf.len();
-                let Ok(start32) = u32::try_from(start) else { return };
+                let Ok(start32) = u32::try_from(start) else {
+                    return;
+                };
                 let room = u32::MAX as usize - start;
-                let s = if s.len() <= room { &s[..] } else { &s[..floor_char_boundary(&s, room)] };
+                let s = if s.len() <= room {
+                    &s[..]
+                } else {
+                    &s[..floor_char_boundary(&s, room)]
+                };
                 self.buf.push_str(s);
                 RawValue::Str(start32, s.len() as u32)
             }
         };
-        self.raw.push(Raw { name, role, replace, value });
+        self.raw.push(Raw {
+            name,
+            role,
+            replace,
+            value,
+        });
     }
 
     /// A vocabulary value given through the span extension trait.
@@ -171,7 +191,11 @@ impl Record {
                 _ => {
                     let key = Key::from_static_str(raw.name);
                     let value = value.into_value();
-                    match raw.replace.then(|| attrs.iter_mut().find(|kv| kv.key == key)).flatten() {
+                    match raw
+                        .replace
+                        .then(|| attrs.iter_mut().find(|kv| kv.key == key))
+                        .flatten()
+                    {
                         Some(kv) => kv.value = value,
                         None => attrs.push(KeyValue::new(key, value)),
                     }
@@ -195,13 +219,22 @@ fn floor_char_boundary(s: &str, mut at: usize) -> usize {
 
 fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static>) {
     if let Some(file) = meta.file() {
-        attrs.push(KeyValue::new(Key::from_static_str(semconv::CODE_FILE_PATH), StringValue::from(file)));
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::CODE_FILE_PATH),
+            StringValue::from(file),
+        ));
     }
     if let Some(line) = meta.line() {
-        attrs.push(KeyValue::new(Key::from_static_str(semconv::CODE_LINE_NUMBER), Value::I64(i64::from(line))));
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::CODE_LINE_NUMBER),
+            Value::I64(i64::from(line)),
+        ));
     }
     if let Some(module) = meta.module_path() {
-        attrs.push(KeyValue::new(Key::from_static_str(semconv::CODE_NAMESPACE), StringValue::from(module)));
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::CODE_NAMESPACE),
+            StringValue::from(module),
+        ));
     }
 }
 
@@ -221,7 +254,12 @@ impl Default for Pool {
 
 impl Pool {
     /// A record for a new span: a recycled one when available.
-    pub(crate) fn get(&self, cx: SpanCx, callsite: &'static Metadata<'static>, code_location: bool) -> Box<Record> {
+    pub(crate) fn get(
+        &self,
+        cx: SpanCx,
+        callsite: &'static Metadata<'static>,
+        code_location: bool,
+    ) -> Box<Record> {
         match self.rx.try_recv() {
             Ok(mut rec) => {
                 rec.reset(cx, callsite, code_location);

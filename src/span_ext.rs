@@ -207,8 +207,7 @@ impl SpanExt for tracing::Span {
                 SpanState::Sampled(rec) if shared.records(&cx) => rec.cx = cx,
                 SpanState::Sampled(_) => *state = SpanState::Unsampled(cx),
                 SpanState::Unsampled(_) if shared.records(&cx) => {
-                    *state =
-                        SpanState::Sampled(shared.pool.get(cx, meta, shared.code_location))
+                    *state = SpanState::Sampled(shared.pool.get(cx, meta, shared.code_location))
                 }
                 SpanState::Unsampled(old) => *old = cx,
             }
@@ -446,7 +445,9 @@ impl SpanExt for tracing::Span {
         let mut value = Some(value.into());
         with_record(self, &mut |rec| {
             let Some(v) = value.take() else { return };
-            let md = &mut std::sync::Arc::make_mut(rec.inherited.get_or_insert_with(Default::default)).metadata;
+            let md =
+                &mut std::sync::Arc::make_mut(rec.inherited.get_or_insert_with(Default::default))
+                    .metadata;
             match md.iter_mut().find(|(k, _)| *k == name) {
                 Some(slot) => slot.1 = v,
                 None => md.push((name.clone().into(), v)),

@@ -386,7 +386,11 @@ impl Worker {
 
 /// Decodes a record into the SDK's span type. The record keeps its reusable
 /// buffers for the pool.
-pub(crate) fn to_span_data(rec: &mut Record, scope: &InstrumentationScope, policy: &ContentPolicy) -> SpanData {
+pub(crate) fn to_span_data(
+    rec: &mut Record,
+    scope: &InstrumentationScope,
+    policy: &ContentPolicy,
+) -> SpanData {
     rec.decode(policy);
     let cx = &rec.cx;
     let meta = &mut rec.meta;

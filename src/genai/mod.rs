@@ -358,7 +358,13 @@ impl GenAi {
     /// Applies one vocabulary field (on the export thread). `field` is the
     /// name as written, kept for values that cannot be mapped safely: they
     /// stay visible under that name in `attrs`.
-    pub(crate) fn set(&mut self, attrs: &mut Vec<KeyValue>, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
+    pub(crate) fn set(
+        &mut self,
+        attrs: &mut Vec<KeyValue>,
+        key: LlmKey,
+        field: &'static str,
+        value: FieldValue<'_>,
+    ) {
         use LlmKey::*;
         self.active = true;
         let invalid = |attrs: &mut Vec<KeyValue>, v: FieldValue<'_>| {
@@ -429,11 +435,7 @@ impl GenAi {
                 string_array(string_list(value)),
             ),
             Stream => match value.boolean() {
-                Some(b) => set_attr(
-                    attrs,
-                    sc::GEN_AI_REQUEST_STREAM,
-                    Value::Bool(b),
-                ),
+                Some(b) => set_attr(attrs, sc::GEN_AI_REQUEST_STREAM, Value::Bool(b)),
                 None => invalid(attrs, value),
             },
             User | Session | Tags | Metadata => {}
@@ -448,19 +450,11 @@ impl GenAi {
                 sc::GEN_AI_TOOL_DESCRIPTION,
                 Value::String(value.interned()),
             ),
-            ToolType => set_attr(
-                attrs,
-                sc::GEN_AI_TOOL_TYPE,
-                Value::String(value.interned()),
-            ),
+            ToolType => set_attr(attrs, sc::GEN_AI_TOOL_TYPE, Value::String(value.interned())),
             ToolArguments => self.tool_arguments = Some(value.into_string()),
             ToolResult => self.tool_result = Some(value.into_string()),
             AgentName => self.agent_name = Some(value.interned()),
-            AgentId => set_attr(
-                attrs,
-                sc::GEN_AI_AGENT_ID,
-                Value::String(value.interned()),
-            ),
+            AgentId => set_attr(attrs, sc::GEN_AI_AGENT_ID, Value::String(value.interned())),
             AgentDescription => set_attr(
                 attrs,
                 sc::GEN_AI_AGENT_DESCRIPTION,
@@ -472,30 +466,19 @@ impl GenAi {
             DataSource => self.data_source = Some(value.interned()),
             Feedback => match value.double() {
                 Some(score) => {
-                    self
-                        .feedback
-                        .get_or_insert_with(Default::default)
-                        .score = Some(score)
+                    self.feedback.get_or_insert_with(Default::default).score = Some(score)
                 }
                 None => invalid(attrs, value),
             },
             FeedbackName => {
-                self
-                    .feedback
-                    .get_or_insert_with(Default::default)
-                    .name = Some(value.into_string())
+                self.feedback.get_or_insert_with(Default::default).name = Some(value.into_string())
             }
             FeedbackLabel => {
-                self
-                    .feedback
-                    .get_or_insert_with(Default::default)
-                    .label = Some(value.into_string())
+                self.feedback.get_or_insert_with(Default::default).label = Some(value.into_string())
             }
             FeedbackComment => {
-                self
-                    .feedback
-                    .get_or_insert_with(Default::default)
-                    .comment = Some(value.into_string())
+                self.feedback.get_or_insert_with(Default::default).comment =
+                    Some(value.into_string())
             }
             ErrorType => self.error_type = Some(value.into_string()),
         }
@@ -504,20 +487,25 @@ impl GenAi {
 
 /// Applies a field passed on to descendants (user, session, tags, metadata);
 /// runs on the application's thread, where children are created.
-pub(crate) fn apply_inherited(inh: &mut Inherited, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
+pub(crate) fn apply_inherited(
+    inh: &mut Inherited,
+    key: LlmKey,
+    field: &'static str,
+    value: FieldValue<'_>,
+) {
     use LlmKey::*;
     match key {
-            User => inh.user = Some(value.into_string()),
-            Session => inh.session = Some(value.into_string()),
-            Tags => inh.tags = string_list(value),
-            Metadata => {
-                let md = &mut inh.metadata;
-                let v = value.into_value();
-                match md.iter_mut().find(|(k, _)| k == field) {
-                    Some(slot) => slot.1 = v,
-                    None => md.push((Cow::Borrowed(field), v)),
-                }
+        User => inh.user = Some(value.into_string()),
+        Session => inh.session = Some(value.into_string()),
+        Tags => inh.tags = string_list(value),
+        Metadata => {
+            let md = &mut inh.metadata;
+            let v = value.into_value();
+            match md.iter_mut().find(|(k, _)| k == field) {
+                Some(slot) => slot.1 = v,
+                None => md.push((Cow::Borrowed(field), v)),
             }
+        }
         _ => {}
     }
 }
@@ -525,7 +513,10 @@ pub(crate) fn apply_inherited(inh: &mut Inherited, key: LlmKey, field: &'static 
 impl LlmKey {
     /// Keys whose values descendants inherit.
     pub(crate) fn is_inherited(self) -> bool {
-        matches!(self, LlmKey::User | LlmKey::Session | LlmKey::Tags | LlmKey::Metadata)
+        matches!(
+            self,
+            LlmKey::User | LlmKey::Session | LlmKey::Tags | LlmKey::Metadata
+        )
     }
 }
 
