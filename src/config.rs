@@ -60,6 +60,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// The default HTTP/protobuf endpoint.
 pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+/// The default bound of one OTLP request body: 4 MiB, the common gRPC receive limit.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// The default export queue bound, in spans.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
 /// The default number of spans per export request.

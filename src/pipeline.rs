@@ -67,6 +67,7 @@ pub struct Pipeline {
     max_content_bytes: Option<usize>,
     redactor: Option<Redactor>,
     hash_user_ids: Option<String>,
+    max_request_bytes: Option<usize>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -289,6 +290,16 @@ impl Pipeline {
         self
     }
 
+    /// Bounds each OTLP request body, in bytes of protobuf: batches are split
+    /// to stay below it, and a single span larger than it has its longest
+    /// values cut to fit. By default,
+    /// [`DEFAULT_MAX_REQUEST_BYTES`](crate::config::DEFAULT_MAX_REQUEST_BYTES) (4 MiB, the
+    /// common gRPC receive limit).
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = Some(bytes.max(16 * 1024));
+        self
+    }
+
     /// Builds the layer and starts the export worker.
     ///
     /// # Errors
@@ -335,12 +346,13 @@ impl Pipeline {
                 .thread_name("tracing-llm-export")
                 .build()
                 .map_err(|e| Error::Exporter(format!("cannot start the export runtime: {e}")))?;
+            let mut client = None;
             let made = {
                 // tonic's channel needs a runtime to exist when it is built.
                 let _enter = rt.enter();
                 exporters.iter().try_for_each(|e| {
                     match e {
-                        Exporter::Otlp => built.push(otlp::build(&otlp)?),
+                        Exporter::Otlp => client = Some(otlp::Client::new(&otlp, &resource)?),
                         Exporter::Console => built.push(Box::new(ConsoleExporter::default())),
                         Exporter::None => {}
                     }
@@ -353,8 +365,15 @@ impl Pipeline {
                 return Err(e);
             }
             built.extend(custom);
-            let (sink, handle) =
-                export::start(built, &resource, batch, policy.clone(), pool.clone(), rt)?;
+            let (sink, handle) = export::start(
+                built,
+                &resource,
+                batch,
+                policy.clone(),
+                pool.clone(),
+                client,
+                rt,
+            )?;
             (Some(sink), Some(handle))
         };
 
@@ -477,6 +496,7 @@ impl Pipeline {
                 headers,
                 timeout,
                 compression,
+                max_request_bytes: self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             },
             resource: self.resource(env)?,
             batch,

@@ -7,6 +7,7 @@
 pub(crate) mod console;
 pub(crate) mod otlp;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io::Write;
@@ -42,6 +43,8 @@ pub(crate) struct Counters {
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    retried: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// Export counters, read with [`Guard::stats`](crate::Guard::stats).
@@ -54,8 +57,16 @@ pub struct Stats {
     pub exported: u64,
     /// Spans dropped because the queue was full (or the pipeline shut down).
     pub dropped: u64,
-    /// Spans in batches the exporter failed to send.
+    /// Spans in batches the collector refused for good (e.g. HTTP 400,
+    /// gRPC `INVALID_ARGUMENT`), that were still undelivered at shutdown, or
+    /// too large to send even after truncation.
     pub failed: u64,
+    /// Span sends retried after a transient failure (collector down,
+    /// `UNAVAILABLE`, HTTP 429/503); counted once per span per retry.
+    pub retried: u64,
+    /// Spans the collector accepted the request of but refused
+    /// (OTLP partial success `rejected_spans`).
+    pub rejected: u64,
 }
 
 /// The layer's end of the queue.
@@ -114,8 +125,8 @@ impl<T: SpanExporter + 'static> DynExporter for T {
 }
 
 enum Control {
-    Flush(Sender<()>),
-    Shutdown(Sender<()>),
+    Flush(Sender<()>, Instant),
+    Shutdown(Sender<()>, Instant),
 }
 
 /// The application's handle on the worker: flush, shut down, read counters.
@@ -134,6 +145,7 @@ pub(crate) fn start(
     settings: BatchSettings,
     policy: Arc<ContentPolicy>,
     pool: Pool,
+    otlp: Option<otlp::Client>,
     rt: tokio::runtime::Runtime,
 ) -> Result<(Sink, Handle), Error> {
     for e in &mut exporters {
@@ -152,6 +164,11 @@ pub(crate) fn start(
             .build(),
         policy,
         pool,
+        otlp: otlp.map(|client| Lane {
+            client,
+            pending: VecDeque::new(),
+            pending_spans: 0,
+        }),
         settings,
         counters: counters.clone(),
         rt,
@@ -184,14 +201,20 @@ impl Handle {
             exported: self.counters.exported.load(Relaxed),
             dropped: self.counters.dropped.load(Relaxed),
             failed: self.counters.failed.load(Relaxed),
+            retried: self.counters.retried.load(Relaxed),
+            rejected: self.counters.rejected.load(Relaxed),
         }
     }
 
-    fn request(&self, make: fn(Sender<()>) -> Control, timeout: Duration) -> Result<(), Error> {
+    fn request(
+        &self,
+        make: fn(Sender<()>, Instant) -> Control,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         let (ack_tx, ack_rx) = bounded(1);
         self.ctrl
-            .send_timeout(make(ack_tx), timeout)
+            .send_timeout(make(ack_tx, deadline), timeout)
             .map_err(|e| match e {
                 crossbeam_channel::SendTimeoutError::Timeout(_) => Error::Timeout(timeout),
                 crossbeam_channel::SendTimeoutError::Disconnected(_) => Error::ShutDown,
@@ -230,6 +253,7 @@ struct Worker {
     scope: InstrumentationScope,
     policy: Arc<ContentPolicy>,
     pool: Pool,
+    otlp: Option<Lane>,
     settings: BatchSettings,
     counters: Arc<Counters>,
     rt: tokio::runtime::Runtime,
@@ -259,35 +283,132 @@ impl Worker {
                     Err(_) => break,
                 },
                 recv(self.ctrl) -> msg => match msg {
-                    Ok(Control::Flush(ack)) => {
+                    Ok(Control::Flush(ack, until)) => {
                         self.drain();
+                        self.drive(Some(until));
                         for e in &self.exporters {
                             let _ = e.force_flush();
                         }
                         let _ = ack.send(());
                     }
-                    Ok(Control::Shutdown(ack)) => {
-                        self.finish();
+                    Ok(Control::Shutdown(ack, until)) => {
+                        self.finish(Some(until));
                         let _ = ack.send(());
                         return;
                     }
                     Err(_) => break,
                 },
-                default(deadline.saturating_duration_since(Instant::now())) => {
-                    self.export();
-                    self.report_drops();
-                    deadline = Instant::now() + self.settings.scheduled_delay;
+                default(self.next_wake(deadline).saturating_duration_since(Instant::now())) => {
+                    if Instant::now() >= deadline {
+                        self.export();
+                        self.report_drops();
+                        deadline = Instant::now() + self.settings.scheduled_delay;
+                    } else {
+                        self.drive(None);
+                    }
                 }
             }
         }
-        self.finish();
+        self.finish(Some(Instant::now() + self.settings.export_timeout));
     }
 
-    fn finish(&mut self) {
+    /// Exports what is queued, retries what is pending until `until`, and
+    /// counts what is still undelivered then as failed.
+    fn finish(&mut self, until: Option<Instant>) {
         self.drain();
+        self.drive(until);
+        if let Some(lane) = &mut self.otlp {
+            if lane.pending_spans > 0 {
+                let n = lane.pending_spans;
+                self.counters.failed.fetch_add(n, Relaxed);
+                lane.pending.clear();
+                lane.pending_spans = 0;
+                self.last_report = None;
+                self.report(&format!("shutdown: {n} spans could not be delivered"));
+            }
+        }
         self.report_drops();
         for e in &self.exporters {
             let _ = e.shutdown(self.settings.export_timeout);
+        }
+    }
+
+    /// When the loop must wake: the batch deadline or the next retry.
+    fn next_wake(&self, deadline: Instant) -> Instant {
+        match self.otlp.as_ref().and_then(|l| l.pending.front()) {
+            Some(p) => p.due.min(deadline),
+            None => deadline,
+        }
+    }
+
+    /// Sends pending OTLP requests, oldest first, while they succeed. With
+    /// `until`, waits for retries that fall due before it (flush, shutdown).
+    fn drive(&mut self, until: Option<Instant>) {
+        let Some(lane) = &mut self.otlp else { return };
+        while let Some(head) = lane.pending.front_mut() {
+            let now = Instant::now();
+            if head.due > now {
+                match until {
+                    Some(u) if head.due < u => std::thread::sleep(head.due - now),
+                    _ => return,
+                }
+            }
+            let limit = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if limit == Some(Duration::ZERO) {
+                return;
+            }
+            let request = head.request.clone();
+            let client = &lane.client;
+            let outcome = self.rt.block_on(async {
+                match limit {
+                    Some(l) => tokio::time::timeout(l, client.send(request))
+                        .await
+                        .unwrap_or(otlp::Outcome::Retry {
+                            after: None,
+                            reason: "shutdown deadline".into(),
+                        }),
+                    None => client.send(request).await,
+                }
+            });
+            let spans = head.spans;
+            match outcome {
+                otlp::Outcome::Accepted { rejected } => {
+                    lane.pending_spans -= spans;
+                    lane.pending.pop_front();
+                    self.counters
+                        .exported
+                        .fetch_add(spans.saturating_sub(rejected), Relaxed);
+                    if rejected > 0 {
+                        self.counters.rejected.fetch_add(rejected, Relaxed);
+                        report(
+                            &mut self.last_report,
+                            &format!(
+                                "collector refused {rejected} of {spans} spans (partial success)"
+                            ),
+                        );
+                    }
+                }
+                otlp::Outcome::Retry { after, reason } => {
+                    head.attempts += 1;
+                    head.due =
+                        Instant::now() + backoff(head.attempts).max(after.unwrap_or_default());
+                    self.counters.retried.fetch_add(spans, Relaxed);
+                    report(
+                        &mut self.last_report,
+                        &format!("export of {spans} spans will be retried: {reason}"),
+                    );
+                    return;
+                }
+                otlp::Outcome::Rejected { reason } => {
+                    lane.pending_spans -= spans;
+                    lane.pending.pop_front();
+                    self.counters.failed.fetch_add(spans, Relaxed);
+                    report(
+                        &mut self.last_report,
+                        &format!("collector refused {spans} spans: {reason}"),
+                    );
+                }
+            }
         }
     }
 
@@ -321,12 +442,70 @@ impl Worker {
 
     fn export(&mut self) {
         if self.batch.is_empty() {
+            self.drive(None);
             return;
         }
         let batch = std::mem::replace(
             &mut self.batch,
             Vec::with_capacity(self.settings.max_export_batch_size),
         );
+        let n = batch.len() as u64;
+        if self.otlp.is_some() {
+            let for_others = if self.exporters.is_empty() {
+                Vec::new()
+            } else {
+                batch.clone()
+            };
+            self.enqueue_otlp(batch);
+            self.drive(None);
+            if for_others.is_empty() {
+                return;
+            }
+            self.export_to_others(for_others, false);
+        } else {
+            self.export_to_others(batch, true);
+        }
+        let _ = n;
+    }
+
+    /// Encodes a batch into requests below the size limit and queues them
+    /// behind any pending retries, dropping the oldest beyond the bound.
+    fn enqueue_otlp(&mut self, batch: Vec<SpanData>) {
+        let Some(lane) = &mut self.otlp else { return };
+        let resource_spans = lane.client.encode(batch);
+        let mut oversized = 0;
+        for (request, spans) in otlp::split(
+            resource_spans,
+            lane.client.max_request_bytes,
+            &mut oversized,
+        ) {
+            lane.pending_spans += spans;
+            lane.pending.push_back(Pending {
+                request,
+                spans,
+                attempts: 0,
+                due: Instant::now(),
+            });
+        }
+        if oversized > 0 {
+            self.counters.failed.fetch_add(oversized, Relaxed);
+            report(
+                &mut self.last_report,
+                &format!("{oversized} spans exceed the request size limit even truncated"),
+            );
+        }
+        let bound = self.settings.max_queue_size as u64;
+        while lane.pending_spans > bound && lane.pending.len() > 1 {
+            if let Some(old) = lane.pending.pop_front() {
+                lane.pending_spans -= old.spans;
+                self.counters.dropped.fetch_add(old.spans, Relaxed);
+            }
+        }
+    }
+
+    /// Exports to the console and custom exporters; `count` when they are
+    /// the only destination.
+    fn export_to_others(&mut self, batch: Vec<SpanData>, count: bool) {
         let n = batch.len() as u64;
         let mut failure = None;
         let last = self.exporters.len().saturating_sub(1);
@@ -348,12 +527,17 @@ impl Worker {
             }
         }
         match failure {
-            None => self.counters.exported.fetch_add(n, Relaxed),
+            None if count => {
+                self.counters.exported.fetch_add(n, Relaxed);
+            }
+            None => {}
             Some(reason) => {
                 self.report(&format!("export of {n} spans failed: {reason}"));
-                self.counters.failed.fetch_add(n, Relaxed)
+                if count {
+                    self.counters.failed.fetch_add(n, Relaxed);
+                }
             }
-        };
+        }
     }
 
     fn report_drops(&mut self) {
@@ -368,24 +552,45 @@ impl Worker {
         }
     }
 
-    /// Prints one line unless another was printed in the last [`REPORT_EVERY`].
     fn report(&mut self, message: &str) -> bool {
-        let now = Instant::now();
-        if self
-            .last_report
-            .is_some_and(|t| now.duration_since(t) < REPORT_EVERY)
-        {
-            return false;
-        }
-        self.last_report = Some(now);
-        // A closed stderr must not take the worker down.
-        let _ = writeln!(std::io::stderr(), "tracing-llm: {message}");
-        true
+        report(&mut self.last_report, message)
     }
 }
 
 /// Decodes a record into the SDK's span type. The record keeps its reusable
 /// buffers for the pool.
+/// Prints one line unless another was printed in the last [`REPORT_EVERY`].
+fn report(last: &mut Option<Instant>, message: &str) -> bool {
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < REPORT_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    // A closed stderr must not take the worker down.
+    let _ = writeln!(std::io::stderr(), "tracing-llm: {message}");
+    true
+}
+
+/// Retry delay: 0.5 s doubling to 30 s.
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempts.saturating_sub(1).min(6)))
+        .min(Duration::from_secs(30))
+}
+
+/// OTLP requests waiting to be sent or retried, oldest first.
+struct Lane {
+    client: otlp::Client,
+    pending: VecDeque<Pending>,
+    pending_spans: u64,
+}
+
+struct Pending {
+    request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    spans: u64,
+    attempts: u32,
+    due: Instant,
+}
+
 pub(crate) fn to_span_data(
     rec: &mut Record,
     scope: &InstrumentationScope,

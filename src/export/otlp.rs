@@ -1,10 +1,31 @@
-//! OTLP exporters (gRPC via tonic, HTTP/protobuf via reqwest), built from
-//! settings this crate resolved, so builder values win over the environment.
+//! The OTLP transport: requests encoded from SDK `SpanData` with
+//! opentelemetry-proto, sent over gRPC (tonic) or HTTP/protobuf (reqwest).
+//!
+//! Sending is this crate's own, not opentelemetry-otlp's, because the export
+//! worker needs what that crate keeps to itself: each answer classified as
+//! accepted (with OTLP partial success), worth retrying (with the server's
+//! `Retry-After`), or rejected; and requests sized exactly, so none exceeds
+//! what the collector accepts.
+
+// With a transport compiled out, parts of this module are unused.
+#![cfg_attr(
+    not(all(feature = "grpc", feature = "http", feature = "tls")),
+    allow(dead_code, unused_variables, unused_mut)
+)]
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::export::DynExporter;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::Resource;
+use prost::Message;
+
 use crate::{Compression, Error, Protocol};
 
 /// Resolved OTLP settings.
@@ -15,6 +36,8 @@ pub(crate) struct OtlpSettings {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Duration,
     pub(crate) compression: Compression,
+    /// Largest request body sent, in bytes of protobuf.
+    pub(crate) max_request_bytes: usize,
 }
 
 impl fmt::Debug for OtlpSettings {
@@ -27,16 +50,56 @@ impl fmt::Debug for OtlpSettings {
             .field("headers", &names)
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
+            .field("max_request_bytes", &self.max_request_bytes)
             .finish()
     }
 }
 
-#[cfg(any(feature = "grpc", feature = "http"))]
-fn build_error(e: impl fmt::Display) -> Error {
-    Error::Exporter(e.to_string())
+/// How the collector answered one request.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Outcome {
+    /// Accepted; `rejected` spans were refused (OTLP partial success).
+    Accepted { rejected: u64 },
+    /// A transient failure: try again, not before `after` if the server said so.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// A permanent failure: retrying would not help.
+    Rejected { reason: String },
 }
 
-#[cfg(any(feature = "grpc", feature = "http"))]
+/// A client for one OTLP endpoint.
+pub(crate) struct Client {
+    transport: Transport,
+    timeout: Duration,
+    pub(crate) max_request_bytes: usize,
+    resource: ResourceAttributesWithSchema,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Transport {
+    #[cfg(feature = "grpc")]
+    Grpc {
+        client: opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient<
+            tonic::transport::Channel,
+        >,
+        metadata: Vec<(tonic::metadata::AsciiMetadataKey, tonic::metadata::AsciiMetadataValue)>,
+    },
+    #[cfg(feature = "http")]
+    Http { client: reqwest::Client, url: String, headers: http::HeaderMap, gzip: bool },
+    /// Never built: keeps the enum inhabited when both transports are compiled out.
+    #[allow(dead_code)]
+    None,
+}
+
 fn bad_header(name: &str) -> Error {
     Error::InvalidConfig {
         setting: "header",
@@ -46,51 +109,202 @@ fn bad_header(name: &str) -> Error {
     }
 }
 
-/// Builds the exporter. Must run inside the export runtime's context.
-pub(crate) fn build(s: &OtlpSettings) -> Result<Box<dyn DynExporter>, Error> {
-    match s.protocol {
-        Protocol::Grpc => grpc(s),
-        Protocol::HttpProtobuf => http(s),
+impl Client {
+    /// Builds the client. Must run inside the export runtime's context.
+    pub(crate) fn new(s: &OtlpSettings, resource: &Resource) -> Result<Client, Error> {
+        let transport = match s.protocol {
+            Protocol::Grpc => grpc(s)?,
+            Protocol::HttpProtobuf => http(s)?,
+        };
+        Ok(Client {
+            transport,
+            timeout: s.timeout,
+            max_request_bytes: s.max_request_bytes,
+            resource: ResourceAttributesWithSchema::from(resource),
+        })
+    }
+
+    /// Groups spans by scope under the resource, as one request's content.
+    pub(crate) fn encode(&self, spans: Vec<SpanData>) -> Vec<ResourceSpans> {
+        group_spans_by_resource_and_scope(spans, &self.resource)
+    }
+
+    /// Sends one request and classifies the answer.
+    pub(crate) async fn send(&self, request: ExportTraceServiceRequest) -> Outcome {
+        let attempt = self.send_inner(request);
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Retry {
+                after: None,
+                reason: format!("no answer within {:?}", self.timeout),
+            },
+        }
+    }
+
+    async fn send_inner(&self, request: ExportTraceServiceRequest) -> Outcome {
+        match &self.transport {
+            #[cfg(feature = "grpc")]
+            Transport::Grpc { client, metadata } => {
+                let mut req = tonic::Request::new(request);
+                for (k, v) in metadata {
+                    req.metadata_mut().insert(k.clone(), v.clone());
+                }
+                match client.clone().export(req).await {
+                    Ok(response) => accepted(response.into_inner()),
+                    Err(status) => grpc_failure(&status),
+                }
+            }
+            #[cfg(feature = "http")]
+            Transport::Http {
+                client,
+                url,
+                headers,
+                gzip,
+            } => {
+                let mut body = request.encode_to_vec();
+                if *gzip {
+                    body = match gzip_bytes(&body) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return Outcome::Rejected {
+                                reason: format!("cannot gzip the request: {e}"),
+                            }
+                        }
+                    };
+                }
+                let mut builder = client
+                    .post(url)
+                    .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+                    .headers(headers.clone());
+                if *gzip {
+                    builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
+                }
+                match builder.body(body).send().await {
+                    Ok(response) => http_outcome(response).await,
+                    Err(e) => Outcome::Retry {
+                        after: None,
+                        reason: format!("HTTP request failed: {e}"),
+                    },
+                }
+            }
+            Transport::None => Outcome::Rejected {
+                reason: "no OTLP transport compiled in".into(),
+            },
+        }
     }
 }
 
+fn accepted(response: ExportTraceServiceResponse) -> Outcome {
+    let rejected = response
+        .partial_success
+        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
+    Outcome::Accepted { rejected }
+}
+
 #[cfg(feature = "grpc")]
-fn grpc(s: &OtlpSettings) -> Result<Box<dyn DynExporter>, Error> {
-    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+fn grpc_failure(status: &tonic::Status) -> Outcome {
+    use tonic::Code;
+    let reason = format!("gRPC {:?}: {}", status.code(), status.message());
+    // OTLP/gRPC: these codes are transient; RESOURCE_EXHAUSTED is the server throttling.
+    match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss
+        | Code::ResourceExhausted => Outcome::Retry {
+            after: None,
+            reason,
+        },
+        // A connection that could not be made surfaces as Unknown with a transport source.
+        Code::Unknown if status.message().contains("transport") => Outcome::Retry {
+            after: None,
+            reason,
+        },
+        _ => Outcome::Rejected { reason },
+    }
+}
+
+#[cfg(feature = "http")]
+async fn http_outcome(response: reqwest::Response) -> Outcome {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    if status.is_success() {
+        let body = response.bytes().await.unwrap_or_default();
+        return accepted(ExportTraceServiceResponse::decode(&body[..]).unwrap_or_default());
+    }
+    let reason = format!("HTTP {status}");
+    // OTLP/HTTP: 429, 502, 503 and 504 are transient; any other status is final.
+    match status.as_u16() {
+        429 | 502 | 503 | 504 => Outcome::Retry {
+            after: retry_after,
+            reason,
+        },
+        _ => Outcome::Rejected { reason },
+    }
+}
+
+#[cfg(feature = "http")]
+fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+#[cfg(feature = "grpc")]
+fn grpc(s: &OtlpSettings) -> Result<Transport, Error> {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
     use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 
     let mut metadata = Vec::with_capacity(s.headers.len());
     for (k, v) in &s.headers {
         let key = AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
             .map_err(|_| bad_header(k))?;
-        let value = AsciiMetadataValue::try_from(v.as_str()).map_err(|_| bad_header(k))?;
+        let mut value = AsciiMetadataValue::try_from(v.as_str()).map_err(|_| bad_header(k))?;
+        value.set_sensitive(true);
         metadata.push((key, value));
     }
-    // Inserted last, so these replace any value opentelemetry-otlp read from the environment.
-    let interceptor = move |mut req: tonic::Request<()>| {
-        for (k, v) in &metadata {
-            req.metadata_mut().insert(k.clone(), v.clone());
-        }
-        Ok(req)
-    };
-    let mut builder = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(s.endpoint.clone())
-        .with_timeout(s.timeout)
-        .with_interceptor(interceptor);
-    #[cfg(feature = "tls")]
+    let mut endpoint = tonic::transport::Endpoint::from_shared(s.endpoint.clone())
+        .map_err(|e| Error::Exporter(format!("invalid gRPC endpoint {:?}: {e}", s.endpoint)))?
+        .connect_timeout(s.timeout)
+        .timeout(s.timeout);
     if s.endpoint.starts_with("https://") {
-        builder =
-            builder.with_tls_config(tonic::transport::ClientTlsConfig::new().with_enabled_roots());
+        #[cfg(feature = "tls")]
+        {
+            let tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Error::Exporter(format!("TLS: {e}")))?;
+        }
+        #[cfg(not(feature = "tls"))]
+        return Err(Error::InvalidConfig {
+            setting: "endpoint",
+            reason: "https:// endpoints need the `tls` feature of tracing-llm".into(),
+        });
     }
+    let mut client =
+        TraceServiceClient::new(endpoint.connect_lazy()).max_decoding_message_size(4 * 1024 * 1024);
     if s.compression == Compression::Gzip {
-        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+        client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
     }
-    Ok(Box::new(builder.build().map_err(build_error)?))
+    // Requests are split below `max_request_bytes`; leave tonic's own limit above it.
+    client = client
+        .max_encoding_message_size(s.max_request_bytes.saturating_mul(2).max(4 * 1024 * 1024));
+    Ok(Transport::Grpc { client, metadata })
 }
 
 #[cfg(not(feature = "grpc"))]
-fn grpc(_: &OtlpSettings) -> Result<Box<dyn DynExporter>, Error> {
+fn grpc(_: &OtlpSettings) -> Result<Transport, Error> {
     Err(Error::InvalidConfig {
         setting: "protocol",
         reason: "OTLP/gRPC needs the `grpc` feature of tracing-llm".into(),
@@ -98,9 +312,7 @@ fn grpc(_: &OtlpSettings) -> Result<Box<dyn DynExporter>, Error> {
 }
 
 #[cfg(feature = "http")]
-fn http(s: &OtlpSettings) -> Result<Box<dyn DynExporter>, Error> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-
+fn http(s: &OtlpSettings) -> Result<Transport, Error> {
     let mut headers = http::HeaderMap::new();
     for (k, v) in &s.headers {
         let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad_header(k))?;
@@ -108,70 +320,159 @@ fn http(s: &OtlpSettings) -> Result<Box<dyn DynExporter>, Error> {
         value.set_sensitive(true);
         headers.insert(name, value);
     }
-    let inner = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .timeout(s.timeout)
+        .connect_timeout(s.timeout)
         .build()
-        .map_err(build_error)?;
-    let mut builder = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_endpoint(s.endpoint.clone())
-        .with_timeout(s.timeout)
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_http_client(HeaderClient { inner, headers });
-    if s.compression == Compression::Gzip {
-        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-    }
-    Ok(Box::new(builder.build().map_err(build_error)?))
+        .map_err(|e| Error::Exporter(format!("cannot build the HTTP client: {e}")))?;
+    Ok(Transport::Http {
+        client,
+        url: s.endpoint.clone(),
+        headers,
+        gzip: s.compression == Compression::Gzip,
+    })
 }
 
 #[cfg(not(feature = "http"))]
-fn http(_: &OtlpSettings) -> Result<Box<dyn DynExporter>, Error> {
+fn http(_: &OtlpSettings) -> Result<Transport, Error> {
     Err(Error::InvalidConfig {
         setting: "protocol",
         reason: "OTLP/HTTP needs the `http` feature of tracing-llm".into(),
     })
 }
 
-/// reqwest with our headers set last, so builder values win over the
-/// environment's (which opentelemetry-otlp adds itself).
-#[cfg(feature = "http")]
-struct HeaderClient {
-    inner: reqwest::Client,
-    headers: http::HeaderMap,
-}
+// === request sizing ===
 
-#[cfg(feature = "http")]
-impl fmt::Debug for HeaderClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HeaderClient")
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .finish()
+/// Splits resource spans into requests of at most `max` encoded bytes. A
+/// span that alone exceeds `max` has its longest string values cut until it
+/// fits (they are marked); `oversized` counts spans that still could not fit.
+pub(crate) fn split(
+    resource_spans: Vec<ResourceSpans>,
+    max: usize,
+    oversized: &mut u64,
+) -> Vec<(ExportTraceServiceRequest, u64)> {
+    let whole = ExportTraceServiceRequest { resource_spans };
+    let count = |r: &ExportTraceServiceRequest| -> u64 {
+        r.resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len() as u64)
+            .sum()
+    };
+    if whole.encoded_len() <= max {
+        let n = count(&whole);
+        return vec![(whole, n)];
     }
+    let mut out: Vec<(ExportTraceServiceRequest, u64)> = Vec::new();
+    let mut current = ExportTraceServiceRequest::default();
+    let mut current_len = 0usize;
+    for mut rs in whole.resource_spans {
+        let scopes = std::mem::take(&mut rs.scope_spans);
+        for mut ss in scopes {
+            let spans = std::mem::take(&mut ss.spans);
+            for mut span in spans {
+                let mut len = span.encoded_len() + 16;
+                if len > max.saturating_sub(1024) {
+                    shrink_span(&mut span, max.saturating_sub(1024));
+                    len = span.encoded_len() + 16;
+                    if len > max.saturating_sub(512) {
+                        *oversized += 1;
+                        continue;
+                    }
+                }
+                if current_len + len > max.saturating_sub(1024) && current_len > 0 {
+                    let full = std::mem::take(&mut current);
+                    let n = count(&full);
+                    out.push((full, n));
+                    current_len = 0;
+                }
+                push_span(&mut current, &rs, &ss, span);
+                current_len += len;
+            }
+        }
+    }
+    if current_len > 0 {
+        let n = count(&current);
+        out.push((current, n));
+    }
+    out
 }
 
-#[cfg(feature = "http")]
-impl opentelemetry_http::HttpClient for HeaderClient {
-    fn send_bytes<'a, 'f>(
-        &'a self,
-        mut request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<
-                        opentelemetry_http::Response<opentelemetry_http::Bytes>,
-                        opentelemetry_http::HttpError,
-                    >,
-                > + Send
-                + 'f,
-        >,
-    >
-    where
-        'a: 'f,
-        Self: 'f,
+/// Adds `span` under the same resource and scope as where it came from.
+fn push_span(
+    req: &mut ExportTraceServiceRequest,
+    rs: &ResourceSpans,
+    ss: &opentelemetry_proto::tonic::trace::v1::ScopeSpans,
+    span: opentelemetry_proto::tonic::trace::v1::Span,
+) {
+    let rs_slot = match req
+        .resource_spans
+        .iter()
+        .position(|r| r.resource == rs.resource && r.schema_url == rs.schema_url)
     {
-        for (k, v) in &self.headers {
-            request.headers_mut().insert(k.clone(), v.clone());
+        Some(i) => i,
+        None => {
+            req.resource_spans.push(ResourceSpans {
+                resource: rs.resource.clone(),
+                scope_spans: Vec::new(),
+                schema_url: rs.schema_url.clone(),
+            });
+            req.resource_spans.len() - 1
         }
-        self.inner.send_bytes(request)
+    };
+    let scopes = &mut req.resource_spans[rs_slot].scope_spans;
+    let ss_slot = match scopes
+        .iter()
+        .position(|s| s.scope == ss.scope && s.schema_url == ss.schema_url)
+    {
+        Some(i) => i,
+        None => {
+            scopes.push(opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                scope: ss.scope.clone(),
+                spans: Vec::new(),
+                schema_url: ss.schema_url.clone(),
+            });
+            scopes.len() - 1
+        }
+    };
+    scopes[ss_slot].spans.push(span);
+}
+
+/// Cuts the longest string attribute values of a span until it encodes in
+/// `max` bytes, marking each cut.
+fn shrink_span(span: &mut opentelemetry_proto::tonic::trace::v1::Span, max: usize) {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    for _ in 0..32 {
+        let len = span.encoded_len();
+        if len <= max {
+            return;
+        }
+        let excess = len - max;
+        let longest = span
+            .attributes
+            .iter_mut()
+            .chain(span.events.iter_mut().flat_map(|e| e.attributes.iter_mut()))
+            .filter_map(
+                |kv| match kv.value.as_mut().and_then(|v| v.value.as_mut()) {
+                    Some(Value::StringValue(s)) => Some(s),
+                    _ => None,
+                },
+            )
+            .max_by_key(|s| s.len());
+        let Some(s) = longest else { return };
+        if s.len() <= 64 {
+            return;
+        }
+        let keep = s.len().saturating_sub(excess + 64).max(16);
+        // Content attributes are JSON: cut inside their texts so they stay valid.
+        match crate::genai::messages::parse_json(s) {
+            Some(mut v) => {
+                if !crate::content::fit(&mut v, keep) {
+                    v = serde_json::Value::Array(Vec::new());
+                }
+                *s = v.to_string();
+            }
+            None => crate::content::cut(s, keep),
+        }
     }
 }
