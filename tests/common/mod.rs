@@ -95,9 +95,39 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How a receiver answers one export request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Answer {
+    Ok,
+    /// Accepted, with OTLP partial success: this many spans refused.
+    PartialSuccess(i64),
+    /// gRPC UNAVAILABLE / HTTP 503, with an optional Retry-After in seconds.
+    Unavailable(Option<u64>),
+    /// gRPC INVALID_ARGUMENT / HTTP 400.
+    Invalid,
+    /// Never answers.
+    Hang,
+}
+
+/// Decides the answer from the attempt number (from 0) and the body size.
+pub type Behavior = Arc<dyn Fn(usize, usize) -> Answer + Send + Sync>;
+
 #[derive(Default)]
 struct Store {
     requests: Vec<Request>,
+    attempts: usize,
+    body_sizes: Vec<usize>,
+    behavior: Option<Behavior>,
+}
+
+impl Store {
+    /// Counts the attempt and decides the answer.
+    fn answer(&mut self, body: usize) -> Answer {
+        let n = self.attempts;
+        self.attempts += 1;
+        self.body_sizes.push(body);
+        self.behavior.as_ref().map_or(Answer::Ok, |b| b(n, body))
+    }
 }
 
 /// A receiver running on its own thread and runtime; stops when dropped.
@@ -112,6 +142,20 @@ impl Receiver {
     /// `http://127.0.0.1:<port>`
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Requests received, answered or not.
+    pub fn attempts(&self) -> usize {
+        self.store.lock().unwrap().attempts
+    }
+
+    /// Body sizes of every request received, in bytes as sent.
+    pub fn body_sizes(&self) -> Vec<usize> {
+        self.store.lock().unwrap().body_sizes.clone()
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -187,7 +231,24 @@ where
         + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let store = Arc::new(Mutex::new(Store::default()));
+    spawn_server_on(0, None, serve)
+}
+
+fn spawn_server_on<F, Fut>(port: u16, behavior: Option<Behavior>, serve: F) -> Receiver
+where
+    F: FnOnce(
+            tokio::net::TcpListener,
+            Arc<Mutex<Store>>,
+            tokio::sync::oneshot::Receiver<()>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let store = Arc::new(Mutex::new(Store {
+        behavior,
+        ..Store::default()
+    }));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let s = store.clone();
@@ -197,10 +258,18 @@ where
             .build()
             .unwrap();
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            // SO_REUSEADDR: a receiver restarted on the same port must bind at once.
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            socket
+                .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+                .unwrap();
+            let listener = socket.listen(1024).unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             serve(listener, s, stop_rx).await;
         });
+        // Connections still open (a hanging answer) are cancelled, not awaited.
+        rt.shutdown_timeout(Duration::from_millis(200));
     });
     let addr = addr_rx
         .recv_timeout(Duration::from_secs(10))
@@ -234,29 +303,47 @@ impl TraceService for Grpc {
             })
             .collect();
         let request = request.into_inner();
+        let answer = self.0.lock().unwrap().answer(request.encoded_len());
+        let rejected = match answer {
+            Answer::Ok => 0,
+            Answer::PartialSuccess(n) => n,
+            Answer::Unavailable(_) => return Err(tonic::Status::unavailable("restarting")),
+            Answer::Invalid => return Err(tonic::Status::invalid_argument("bad data")),
+            Answer::Hang => std::future::pending().await,
+        };
         self.0.lock().unwrap().requests.push(Request {
             path: String::new(),
             headers,
             request,
         });
+        let partial_success = (rejected > 0).then(|| {
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: "some spans refused".into(),
+            }
+        });
         Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
+            partial_success,
         }))
     }
 }
 
 /// A gRPC OTLP receiver (accepts gzip).
 pub fn grpc_receiver() -> Receiver {
-    spawn_server(|listener, store, stop| async move {
+    grpc_receiver_with(0, None)
+}
+
+/// A gRPC receiver on `port` (0: any) answering as `behavior` says.
+pub fn grpc_receiver_with(port: u16, behavior: Option<Behavior>) -> Receiver {
+    spawn_server_on(port, behavior, |listener, store, stop| async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let service = TraceServiceServer::new(Grpc(store))
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stop.await;
-            })
-            .await;
+        // Not a graceful shutdown: a receiver that hangs on purpose must still stop.
+        tokio::select! {
+            _ = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming) => {}
+            _ = stop => {}
+        }
     })
 }
 
@@ -264,7 +351,12 @@ pub fn grpc_receiver() -> Receiver {
 
 /// An HTTP/protobuf OTLP receiver on any path (the path is recorded).
 pub fn http_receiver() -> Receiver {
-    spawn_server(|listener, store, mut stop| async move {
+    http_receiver_with(0, None)
+}
+
+/// An HTTP receiver on `port` (0: any) answering as `behavior` says.
+pub fn http_receiver_with(port: u16, behavior: Option<Behavior>) -> Receiver {
+    spawn_server_on(port, behavior, |listener, store, mut stop| async move {
         loop {
             let conn = tokio::select! {
                 c = listener.accept() => c,
@@ -305,6 +397,31 @@ async fn handle_http(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let answer = store.lock().unwrap().answer(body.len());
+    let status = match answer {
+        Answer::Ok | Answer::PartialSuccess(_) => 200,
+        Answer::Unavailable(after) => {
+            let mut response = hyper::Response::builder().status(503);
+            if let Some(secs) = after {
+                response = response.header("retry-after", secs.to_string());
+            }
+            return Ok(response
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap());
+        }
+        Answer::Invalid => 400,
+        Answer::Hang => std::future::pending().await,
+    };
+    if status != 200 {
+        return Ok(hyper::Response::builder()
+            .status(status)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap());
+    }
+    let rejected = match answer {
+        Answer::PartialSuccess(n) => n,
+        _ => 0,
+    };
     let body = if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&body[..])
@@ -328,12 +445,15 @@ async fn handle_http(
                 headers,
                 request,
             });
+            let partial_success = (rejected > 0).then(|| {
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: "some spans refused".into(),
+                }
+            });
             Ok(reply(
                 200,
-                ExportTraceServiceResponse {
-                    partial_success: None,
-                }
-                .encode_to_vec(),
+                ExportTraceServiceResponse { partial_success }.encode_to_vec(),
             ))
         }
         Err(_) => Ok(reply(400, Vec::new())),
@@ -345,7 +465,7 @@ pub mod traffic;
 // === pipelines under test ===
 
 /// The OTLP transport a test runs over.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     Grpc,
     Http,

@@ -1,0 +1,312 @@
+//! Export under collector faults, over gRPC and HTTP, against receivers on
+//! 127.0.0.1 that misbehave on purpose. Every test is bounded in time.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{grpc_receiver_with, http_receiver_with, Answer, Behavior, Got, Receiver, Transport};
+use tracing_llm::{Guard, Pipeline};
+use tracing_subscriber::prelude::*;
+
+fn receiver_on(t: Transport, port: u16, behavior: Option<Behavior>) -> Receiver {
+    match t {
+        Transport::Grpc => grpc_receiver_with(port, behavior),
+        Transport::Http => http_receiver_with(port, behavior),
+    }
+}
+
+fn endpoint(t: Transport, port: u16) -> Pipeline {
+    let p = Pipeline::builder()
+        .with_service_name("faults")
+        .with_scheduled_delay(Duration::from_millis(50))
+        .with_timeout(Duration::from_secs(2))
+        .with_shutdown_timeout(Duration::from_secs(3));
+    match t {
+        Transport::Grpc => p.with_otlp_grpc(format!("http://127.0.0.1:{port}")),
+        Transport::Http => p.with_otlp_http(format!("http://127.0.0.1:{port}/v1/traces")),
+    }
+}
+
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `f` with the pipeline's layer as this thread's subscriber; returns the guard.
+fn with_layer(p: Pipeline, f: impl FnOnce()) -> Guard {
+    let (layer, guard) = p.build().expect("pipeline builds");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+    guard
+}
+
+fn emit(n: usize, name: &'static str) {
+    for i in 0..n {
+        tracing::info_span!("work", batch = name, i).in_scope(|| {});
+    }
+}
+
+fn count(rx: &Receiver, batch: &str) -> usize {
+    rx.spans()
+        .iter()
+        .filter(|s: &&Got| s.str_attr("batch") == Some(batch))
+        .count()
+}
+
+fn wait_for(rx: &Receiver, batch: &str, n: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = count(rx, batch);
+        if got >= n || Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+macro_rules! both_transports {
+    ($($check:ident),* $(,)?) => {
+        mod grpc { $( #[test] fn $check() { super::$check(super::Transport::Grpc) } )* }
+        mod http { $( #[test] fn $check() { super::$check(super::Transport::Http) } )* }
+    };
+}
+
+both_transports!(
+    collector_appears_after_start,
+    collector_restarts_mid_run,
+    hanging_collector_never_slows_the_application,
+    unavailable_is_retried_until_accepted,
+    invalid_batches_are_dropped_and_later_ones_flow,
+    partial_success_is_counted,
+    requests_stay_under_the_size_limit,
+);
+
+fn collector_appears_after_start(t: Transport) {
+    let port = free_port();
+    let (layer, guard) = endpoint(t, port).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || emit(40, "early"));
+    // The first sends fail (connection refused) and are kept for retry.
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(guard.stats().retried > 0, "{:?}", guard.stats());
+    let rx = receiver_on(t, port, None);
+    assert_eq!(
+        wait_for(&rx, "early", 40, Duration::from_secs(8)),
+        40,
+        "{:?}",
+        guard.stats()
+    );
+    let stats = guard.stats();
+    assert_eq!(
+        (stats.exported, stats.failed, stats.dropped),
+        (40, 0, 0),
+        "{stats:?}"
+    );
+    guard.shutdown().unwrap();
+}
+
+fn collector_restarts_mid_run(t: Transport) {
+    let rx = receiver_on(t, 0, None);
+    let port = rx.port();
+    let (layer, guard) = endpoint(t, port).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || emit(20, "before"));
+    guard.force_flush().unwrap();
+    assert_eq!(wait_for(&rx, "before", 20, Duration::from_secs(5)), 20);
+    drop(rx);
+    tracing::dispatcher::with_default(&dispatch, || emit(20, "during"));
+    std::thread::sleep(Duration::from_millis(300));
+    let rx = receiver_on(t, port, None);
+    tracing::dispatcher::with_default(&dispatch, || emit(20, "after"));
+    assert_eq!(
+        wait_for(&rx, "during", 20, Duration::from_secs(8)),
+        20,
+        "{:?}",
+        guard.stats()
+    );
+    assert_eq!(
+        wait_for(&rx, "after", 20, Duration::from_secs(8)),
+        20,
+        "{:?}",
+        guard.stats()
+    );
+    guard.shutdown().unwrap();
+}
+
+fn hanging_collector_never_slows_the_application(t: Transport) {
+    let rx = receiver_on(t, 0, Some(Arc::new(|_, _| Answer::Hang)));
+    let p = endpoint(t, rx.port())
+        .with_max_queue_size(2_000)
+        .with_shutdown_timeout(Duration::from_secs(1));
+    let start = Instant::now();
+    let guard = with_layer(p, || emit(10_000, "hung"));
+    let produced = start.elapsed();
+    // The export timeout is 2 s; producing must not wait on it at all.
+    assert!(
+        produced < Duration::from_millis(1_000),
+        "10,000 spans took {produced:?}"
+    );
+    let stats = guard.stats();
+    assert!(stats.queued <= 2_000, "the queue stays bounded: {stats:?}");
+    let start = Instant::now();
+    let result = guard.shutdown();
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(1_500),
+        "shutdown took {took:?} ({result:?})"
+    );
+    assert!(rx.attempts() >= 1, "the collector was reached");
+}
+
+fn unavailable_is_retried_until_accepted(t: Transport) {
+    // Refuses twice (the second time asking for a 1 s pause), then accepts.
+    let rx = receiver_on(
+        t,
+        0,
+        Some(Arc::new(|n, _| match n {
+            0 => Answer::Unavailable(None),
+            1 => Answer::Unavailable(Some(1)),
+            _ => Answer::Ok,
+        })),
+    );
+    let start = Instant::now();
+    let guard = with_layer(endpoint(t, rx.port()), || emit(10, "retried"));
+    assert_eq!(wait_for(&rx, "retried", 10, Duration::from_secs(8)), 10);
+    let elapsed = start.elapsed();
+    let stats = guard.stats();
+    assert_eq!(
+        (stats.exported, stats.retried, stats.failed),
+        (10, 20, 0),
+        "{stats:?}"
+    );
+    if t == Transport::Http {
+        assert!(
+            elapsed >= Duration::from_secs(1),
+            "Retry-After was not honoured: {elapsed:?}"
+        );
+    }
+    assert_eq!(rx.attempts(), 3);
+    guard.shutdown().unwrap();
+}
+
+fn invalid_batches_are_dropped_and_later_ones_flow(t: Transport) {
+    let rx = receiver_on(
+        t,
+        0,
+        Some(Arc::new(
+            |n, _| if n == 0 { Answer::Invalid } else { Answer::Ok },
+        )),
+    );
+    let (layer, guard) = endpoint(t, rx.port()).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || emit(5, "refused"));
+    guard.force_flush().unwrap();
+    tracing::dispatcher::with_default(&dispatch, || emit(5, "accepted"));
+    assert_eq!(wait_for(&rx, "accepted", 5, Duration::from_secs(5)), 5);
+    assert_eq!(count(&rx, "refused"), 0);
+    let stats = guard.stats();
+    assert_eq!(
+        (stats.failed, stats.exported, stats.retried),
+        (5, 5, 0),
+        "{stats:?}"
+    );
+    guard.shutdown().unwrap();
+}
+
+fn partial_success_is_counted(t: Transport) {
+    let rx = receiver_on(t, 0, Some(Arc::new(|_, _| Answer::PartialSuccess(3))));
+    let guard = with_layer(endpoint(t, rx.port()), || emit(10, "partial"));
+    guard.force_flush().unwrap();
+    let stats = guard.stats();
+    assert_eq!((stats.rejected, stats.exported), (3, 7), "{stats:?}");
+    guard.shutdown().unwrap();
+}
+
+fn requests_stay_under_the_size_limit(t: Transport) {
+    const LIMIT: usize = 4 * 1024 * 1024;
+    // Refuses any body over 4 MiB, like a collector with the default gRPC limit.
+    let rx = receiver_on(
+        t,
+        0,
+        Some(Arc::new(|_, size| {
+            if size > LIMIT {
+                Answer::Invalid
+            } else {
+                Answer::Ok
+            }
+        })),
+    );
+    let prompt = "p".repeat(1024 * 1024);
+    let huge = "h".repeat(6 * 1024 * 1024);
+    let p = endpoint(t, rx.port())
+        .with_max_content_bytes(8 * 1024 * 1024)
+        .with_timeout(Duration::from_secs(10));
+    let guard = with_layer(p, || {
+        for i in 0..10 {
+            tracing::info_span!(
+                "big",
+                batch = "big",
+                i,
+                llm.model = "m",
+                llm.prompt = prompt.as_str()
+            )
+            .in_scope(|| {});
+        }
+        tracing::info_span!(
+            "huge",
+            batch = "huge",
+            llm.model = "m",
+            llm.prompt = huge.as_str()
+        )
+        .in_scope(|| {});
+    });
+    guard.force_flush().unwrap();
+    assert_eq!(
+        wait_for(&rx, "big", 10, Duration::from_secs(10)),
+        10,
+        "{:?}",
+        guard.stats()
+    );
+    assert_eq!(
+        wait_for(&rx, "huge", 1, Duration::from_secs(5)),
+        1,
+        "{:?}",
+        guard.stats()
+    );
+    let sizes = rx.body_sizes();
+    assert!(
+        sizes.len() >= 3,
+        "10 MiB of spans took {} requests",
+        sizes.len()
+    );
+    assert!(sizes.iter().all(|s| *s <= LIMIT), "{sizes:?}");
+    let huge = rx
+        .spans()
+        .into_iter()
+        .find(|s| s.str_attr("batch") == Some("huge"))
+        .unwrap();
+    let messages = huge
+        .str_attr("gen_ai.input.messages")
+        .expect("truncated content is kept");
+    assert!(messages.contains("[truncated "), "marked");
+    serde_json::from_str::<serde_json::Value>(messages).expect("still valid JSON");
+    assert_eq!(guard.stats().failed, 0, "{:?}", guard.stats());
+    guard.shutdown().unwrap();
+}
+
+#[test]
+fn headers_never_show_in_debug_output() {
+    let p = Pipeline::builder()
+        .with_otlp_http("http://127.0.0.1:9/v1/traces")
+        .with_header("Authorization", "Bearer sk-secret-123");
+    assert!(!format!("{p:?}").contains("sk-secret-123"));
+    let (layer, guard) = p.build().unwrap();
+    assert!(!format!("{layer:?}").contains("sk-secret-123"), "{layer:?}");
+    assert!(!format!("{guard:?}").contains("sk-secret-123"));
+    let _ = guard.shutdown();
+}
