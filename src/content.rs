@@ -96,6 +96,8 @@ pub(crate) struct ContentPolicy {
     pub(crate) redactor: Option<Redactor>,
     /// `Some(salt)`: user ids leave as hex SHA-256 of salt + id.
     pub(crate) hash_user_ids: Option<String>,
+    /// Credential scrubbing of every attribute.
+    pub(crate) scrubber: crate::scrub::Scrubber,
 }
 
 impl fmt::Debug for ContentPolicy {
@@ -105,6 +107,7 @@ impl fmt::Debug for ContentPolicy {
             .field("max_bytes", &self.max_bytes)
             .field("redactor", &self.redactor.is_some())
             .field("hash_user_ids", &self.hash_user_ids.is_some())
+            .field("scrubber", &self.scrubber)
             .finish()
     }
 }
@@ -116,6 +119,7 @@ impl Default for ContentPolicy {
             max_bytes: DEFAULT_MAX_CONTENT_BYTES,
             redactor: None,
             hash_user_ids: None,
+            scrubber: Default::default(),
         }
     }
 }

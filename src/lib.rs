@@ -229,6 +229,7 @@ mod layer;
 mod pipeline;
 mod record;
 mod sampler;
+mod scrub;
 pub mod semconv;
 mod span_ext;
 mod types;
@@ -245,6 +246,7 @@ pub use helpers::{
 pub use layer::Layer;
 pub use pipeline::{Guard, Pipeline};
 pub use sampler::Sampler;
+pub use scrub::{DEFAULT_SECRET_KEYS, REDACTED};
 pub use span_ext::SpanExt;
 pub use types::{Content, Document, Message, Part, ToolCall, Usage};
 

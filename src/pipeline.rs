@@ -68,6 +68,8 @@ pub struct Pipeline {
     redactor: Option<Redactor>,
     hash_user_ids: Option<String>,
     max_request_bytes: Option<usize>,
+    no_scrubbing: bool,
+    secret_fields: Vec<String>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -290,6 +292,25 @@ impl Pipeline {
         self
     }
 
+    /// Whether credentials are scrubbed from every attribute and span event:
+    /// values of fields whose names contain `password`, `secret`, `api_key`,
+    /// `token`, `authorization`, … (see
+    /// [`DEFAULT_SECRET_KEYS`](crate::DEFAULT_SECRET_KEYS)), and OpenAI/Anthropic
+    /// keys, AWS access key ids, Google, GitHub and Slack tokens, bearer tokens
+    /// and JWTs anywhere in a string, are replaced by `[REDACTED]`.
+    /// By default, `true`.
+    pub fn with_credential_scrubbing(mut self, enabled: bool) -> Self {
+        self.no_scrubbing = !enabled;
+        self
+    }
+
+    /// Withholds the values of attributes whose names contain `part`
+    /// (case-insensitive), in addition to the default secret names.
+    pub fn with_secret_field(mut self, part: impl Into<String>) -> Self {
+        self.secret_fields.push(part.into().to_ascii_lowercase());
+        self
+    }
+
     /// Bounds each OTLP request body, in bytes of protobuf: batches are split
     /// to stay below it, and a single span larger than it has its longest
     /// values cut to fit. By default,
@@ -315,6 +336,8 @@ impl Pipeline {
             max_content_bytes,
             redactor,
             hash_user_ids,
+            no_scrubbing,
+            secret_fields,
             ..
         } = self;
         let Resolved {
@@ -332,6 +355,12 @@ impl Pipeline {
             max_bytes: max_content_bytes.unwrap_or(DEFAULT_MAX_CONTENT_BYTES),
             redactor,
             hash_user_ids,
+            scrubber: {
+                let mut s = crate::scrub::Scrubber::default();
+                s.enabled = !no_scrubbing;
+                s.secret_keys.extend(secret_fields);
+                s
+            },
         });
 
         let pool = Pool::default();

@@ -600,8 +600,12 @@ pub(crate) fn to_span_data(
     let cx = &rec.cx;
     let meta = &mut rec.meta;
     let (start, end) = (rec.start, rec.end);
-    let attrs = std::mem::take(&mut rec.attrs);
-    let events = std::mem::take(&mut rec.events);
+    let mut attrs = std::mem::take(&mut rec.attrs);
+    let mut events = std::mem::take(&mut rec.events);
+    policy.scrubber.scrub_attrs(&mut attrs);
+    for event in &mut events {
+        policy.scrubber.scrub_attrs(&mut event.attributes);
+    }
     let links = std::mem::take(&mut rec.links);
     let status = meta.status();
     let mut span_events = SpanEvents::default();
