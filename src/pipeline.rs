@@ -356,8 +356,10 @@ impl Pipeline {
             redactor,
             hash_user_ids,
             scrubber: {
-                let mut s = crate::scrub::Scrubber::default();
-                s.enabled = !no_scrubbing;
+                let mut s = crate::scrub::Scrubber {
+                    enabled: !no_scrubbing,
+                    ..Default::default()
+                };
                 s.secret_keys.extend(secret_fields);
                 s
             },
