@@ -227,6 +227,8 @@ mod helpers;
 mod intern;
 mod layer;
 mod pipeline;
+#[cfg(test)]
+mod proptests;
 mod record;
 mod sampler;
 mod scrub;

@@ -1,0 +1,146 @@
+//! Property tests over message conversion, truncation, redaction and
+//! scrubbing: arbitrary strings, JSON and limits never panic, and the output
+//! is valid JSON within the limit, of the schema's shape.
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::content::{fit, json_len, ContentKind, ContentPolicy};
+use crate::genai::messages;
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        ".{0,40}".prop_map(Value::String),
+        prop::sample::select(vec![
+            "user",
+            "assistant",
+            "tool",
+            "system",
+            "text",
+            "tool_call",
+            "parts",
+            "content",
+            "role"
+        ])
+        .prop_map(|s| Value::String(s.into())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "role",
+                    "content",
+                    "parts",
+                    "type",
+                    "text",
+                    "tool_calls",
+                    "tool_call_id",
+                    "function",
+                    "name",
+                    "arguments",
+                    "id",
+                    "choices",
+                    "message",
+                    "finish_reason",
+                    "image_url",
+                    "url",
+                    "x",
+                ])
+                .prop_map(String::from),
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every message is an object with a string role and an array of typed parts.
+fn is_messages(v: &Value, output: bool) -> bool {
+    let Some(items) = v.as_array() else {
+        return false;
+    };
+    items.iter().all(|m| {
+        m.get("role").is_some_and(Value::is_string)
+            && m.get("parts")
+                .and_then(Value::as_array)
+                .is_some_and(|parts| {
+                    parts
+                        .iter()
+                        .all(|p| p.get("type").is_some_and(Value::is_string))
+                })
+            && (!output || m.get("finish_reason").is_some_and(Value::is_string))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_string_becomes_valid_bounded_messages(text in ".{0,3000}", max in 128usize..4096) {
+        let policy = ContentPolicy { max_bytes: max, ..ContentPolicy::default() };
+        for kind in [ContentKind::InputMessages, ContentKind::OutputMessages] {
+            let out = policy.render_text_parts(kind, text.clone(), "stop");
+            prop_assert!(out.len() <= max, "{} > {}", out.len(), max);
+            let v: Value = serde_json::from_str(&out).expect("valid JSON");
+            prop_assert!(is_messages(&v, kind == ContentKind::OutputMessages), "{}", out);
+        }
+    }
+
+    #[test]
+    fn any_json_input_converts_to_schema_shape(v in json_value()) {
+        let raw = v.to_string();
+        prop_assert!(is_messages(&messages::input_messages(raw.clone()), false));
+        let (out, _) = messages::output_messages(raw.clone(), &[]);
+        prop_assert!(is_messages(&out, true));
+        let system = messages::system_instructions(raw);
+        prop_assert!(system.as_array().is_some_and(|p| p.iter().all(|p| p.get("type").is_some_and(Value::is_string))));
+    }
+
+    #[test]
+    fn arbitrary_text_that_looks_like_json_never_panics(text in "[\\[{].{0,200}") {
+        let v = messages::input_messages(text);
+        prop_assert!(is_messages(&v, false));
+    }
+
+    #[test]
+    fn fit_keeps_json_valid_and_within_the_limit(v in json_value(), max in 2usize..2000) {
+        let mut value = v;
+        if fit(&mut value, max) {
+            prop_assert!(json_len(&value) <= max);
+        }
+        let text = serde_json::to_string(&value).unwrap();
+        prop_assert!(serde_json::from_str::<Value>(&text).is_ok());
+    }
+
+    #[test]
+    fn render_with_any_redaction_is_valid_and_bounded(v in json_value(), replacement in json_value(), max in 64usize..2000) {
+        let replacement = std::sync::Arc::new(replacement);
+        let policy = ContentPolicy {
+            max_bytes: max,
+            redactor: Some(std::sync::Arc::new(move |_, value: &mut Value| *value = (*replacement).clone())),
+            ..ContentPolicy::default()
+        };
+        for kind in [ContentKind::InputMessages, ContentKind::OutputMessages, ContentKind::ToolArguments, ContentKind::RetrievalDocuments] {
+            let out = policy.render(kind, v.clone());
+            prop_assert!(out.len() <= max, "{} > {}", out.len(), max);
+            prop_assert!(serde_json::from_str::<Value>(&out).is_ok());
+        }
+    }
+
+    #[test]
+    fn scrubbing_is_idempotent_and_total(text in ".{0,400}", key in "sk-[A-Za-z0-9]{20,40}") {
+        let with_key = format!("{text} {key} {text}");
+        let once = crate::scrub::scrub_str(&with_key).expect("a key is found");
+        prop_assert!(!once.contains(&key));
+        prop_assert_eq!(crate::scrub::scrub_str(&once), None);
+        let _ = crate::scrub::scrub_str(&text);
+    }
+}
