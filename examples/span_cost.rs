@@ -54,9 +54,12 @@ fn run(kind: Kind, n: u64) {
     let elapsed = start.elapsed();
     drop(installed);
     let rss = pipelines::peak_rss_kib();
+    let stats = setup.stats();
     let exported = setup.finish();
     let expect = match kind {
-        Kind::None | Kind::Registry | Kind::TracingLlmUnsampled => 0,
+        Kind::None | Kind::Registry | Kind::TracingLlmUnsampled | Kind::TracingLlmCollectorDown => {
+            0
+        }
         _ => n,
     };
     println!(
@@ -67,4 +70,10 @@ fn run(kind: Kind, n: u64) {
         expect.saturating_sub(exported),
         rss as f64 / 1024.0,
     );
+    if let Some(s) = stats {
+        println!(
+            "queue: dropped={} failed={} retried={}",
+            s.dropped, s.failed, s.retried
+        );
+    }
 }

@@ -64,6 +64,8 @@ pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/traces";
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// The default export queue bound, in spans.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
+/// The default export queue bound, in bytes of queued spans: 64 MiB.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// The default number of spans per export request.
 pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
 /// The default delay before a partial batch is exported: 1 second.

@@ -143,7 +143,17 @@ impl ContentPolicy {
         if !fit(&mut value, self.max_bytes) {
             value = placeholder(kind);
         }
-        serde_json::to_string(&value).unwrap_or_default()
+        let out = serde_json::to_string(&value).unwrap_or_default();
+        if out.len() <= self.max_bytes {
+            return out;
+        }
+        // A bound smaller than any marker: the smallest valid value of the shape.
+        match kind {
+            ContentKind::RetrievalQuery | ContentKind::ToolArguments | ContentKind::ToolResult => {
+                "\"\"".into()
+            }
+            _ => "[]".into(),
+        }
     }
 
     /// Plain text as the messages (or parts) of one text part. Written
@@ -465,16 +475,25 @@ mod tests {
 
     #[test]
     fn placeholder_when_nothing_fits() {
+        let many = Value::Array(
+            (0..50)
+                .map(|i| json!({"role": "user", "parts": [{"type": "text", "content": i.to_string()}]}))
+                .collect(),
+        );
+        let p = ContentPolicy {
+            max_bytes: 70,
+            ..Default::default()
+        };
+        let out = p.render(ContentKind::InputMessages, many.clone());
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert!(out.len() <= 70, "{out}");
+        assert_eq!(v[0]["role"], "user");
+        // Below any marker's size: still valid JSON of the same shape.
         let p = ContentPolicy {
             max_bytes: 5,
             ..Default::default()
         };
-        let out = p.render(
-            ContentKind::InputMessages,
-            json!([{"role": "user", "parts": []}]),
-        );
-        let v: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v[0]["role"], "user");
+        assert_eq!(p.render(ContentKind::InputMessages, many), "[]");
     }
 
     #[test]

@@ -18,7 +18,7 @@ const MAX_ENTRIES: usize = 512;
 /// FxHash: fast for short keys, and the table never sees untrusted volume
 /// (it stops growing at `MAX_ENTRIES`).
 #[derive(Default)]
-struct Fx(u64);
+pub(crate) struct Fx(u64);
 
 impl Hasher for Fx {
     fn finish(&self) -> u64 {

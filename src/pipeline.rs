@@ -68,6 +68,7 @@ pub struct Pipeline {
     redactor: Option<Redactor>,
     hash_user_ids: Option<String>,
     max_request_bytes: Option<usize>,
+    max_queue_bytes: Option<usize>,
     no_scrubbing: bool,
     secret_fields: Vec<String>,
 }
@@ -204,6 +205,16 @@ impl Pipeline {
     /// [`DEFAULT_MAX_QUEUE_SIZE`](crate::config::DEFAULT_MAX_QUEUE_SIZE).
     pub fn with_max_queue_size(mut self, spans: usize) -> Self {
         self.max_queue_size = Some(spans.max(1));
+        self
+    }
+
+    /// Bounds the memory of spans waiting for export, in bytes (approximate:
+    /// their field values plus a fixed overhead), including requests waiting
+    /// to be retried while the collector is unreachable. When full, new spans
+    /// are dropped and counted. By default,
+    /// [`DEFAULT_MAX_QUEUE_BYTES`](crate::config::DEFAULT_MAX_QUEUE_BYTES) (64 MiB).
+    pub fn with_max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue_bytes = Some(bytes.max(64 * 1024));
         self
     }
 
@@ -504,6 +515,7 @@ impl Pipeline {
                 parse_count(env, OTEL_BSP_MAX_QUEUE_SIZE)?,
                 DEFAULT_MAX_QUEUE_SIZE,
             ),
+            max_queue_bytes: self.max_queue_bytes.unwrap_or(DEFAULT_MAX_QUEUE_BYTES),
             max_export_batch_size: pick(
                 self.max_export_batch_size,
                 parse_count(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE)?,

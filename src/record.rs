@@ -161,6 +161,16 @@ impl Record {
         });
     }
 
+    /// Approximate memory this record holds, for the queue's byte bound.
+    pub(crate) fn weight(&self) -> u64 {
+        (std::mem::size_of::<Record>()
+            + self.buf.capacity()
+            + std::mem::size_of::<Raw>() * self.raw.capacity()
+            + 96 * self.attrs.capacity()
+            + 256 * self.events.len()
+            + 64) as u64
+    }
+
     /// A vocabulary value given through the span extension trait.
     pub(crate) fn push_llm(&mut self, key: LlmKey, name: &'static str, value: FieldValue<'_>) {
         self.push(name, Role::Llm(key), true, value);

@@ -2,7 +2,24 @@
 //! and API keys, access keys, bearer tokens and JWTs found in any string
 //! value, are replaced by `[REDACTED]` before a span leaves the process.
 
-use opentelemetry::{KeyValue, StringValue, Value};
+use std::collections::HashMap;
+
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+
+/// What to do with an attribute, by key, as decided so far.
+pub(crate) type KeyCache =
+    HashMap<Key, Treatment, std::hash::BuildHasherDefault<crate::intern::Fx>>;
+
+/// How an attribute's value is scrubbed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Treatment {
+    /// The key names a secret: the value is withheld.
+    Withhold,
+    /// Any string value is searched for credentials.
+    Search,
+    /// Code location and other values the crate writes itself.
+    Skip,
+}
 
 /// What replaces a credential.
 pub const REDACTED: &str = "[REDACTED]";
@@ -48,13 +65,34 @@ impl Scrubber {
         self.secret_keys.iter().any(|k| key.contains(k.as_str()))
     }
 
-    /// Scrubs attribute values in place.
-    pub(crate) fn scrub_attrs(&self, attrs: &mut [KeyValue]) {
+    /// Scrubs attribute values in place. `cache` remembers which keys are
+    /// secret, so each distinct key is examined once.
+    pub(crate) fn scrub_attrs(&self, attrs: &mut [KeyValue], cache: &mut KeyCache) {
         if !self.enabled {
             return;
         }
         for kv in attrs {
-            let secret = self.key_is_secret(kv.key.as_str());
+            let treatment = match cache.get(&kv.key) {
+                Some(t) => *t,
+                None => {
+                    let key = kv.key.as_str();
+                    let t = if self.key_is_secret(key) {
+                        Treatment::Withhold
+                    } else if key.starts_with(crate::semconv::CODE_PREFIX) {
+                        Treatment::Skip
+                    } else {
+                        Treatment::Search
+                    };
+                    if cache.len() < 4096 {
+                        cache.insert(kv.key.clone(), t);
+                    }
+                    t
+                }
+            };
+            if treatment == Treatment::Skip {
+                continue;
+            }
+            let secret = treatment == Treatment::Withhold;
             match &mut kv.value {
                 Value::String(s) if secret => *s = StringValue::from(REDACTED),
                 Value::String(s) => {
@@ -69,12 +107,6 @@ impl Scrubber {
             }
         }
     }
-}
-
-/// Bytes that can start a credential: `s`(k-), `A`(KIA/SIA/Iza), `B`/`b`(earer),
-/// `e`(yJ), `g`(hp_/ithub_pat_), `x`(ox?-).
-fn may_start(b: u8) -> bool {
-    matches!(b, b's' | b'A' | b'B' | b'b' | b'e' | b'g' | b'x')
 }
 
 fn token_char(b: u8) -> bool {
@@ -116,7 +148,7 @@ fn credential_at(s: &[u8]) -> Option<usize> {
         return (n >= 10).then_some(5 + n);
     }
     // Bearer tokens: the scheme is kept, the token withheld.
-    if starts(b"Bearer ") || starts(b"bearer ") {
+    if starts(b"Bearer ") {
         let n = run(&s[7..], |b| {
             token_char(b) || matches!(b, b'.' | b'~' | b'+' | b'/' | b'=')
         });
@@ -138,33 +170,57 @@ fn credential_at(s: &[u8]) -> Option<usize> {
     None
 }
 
+// Bytes that reveal a credential nearby: `-` (sk-, xoxb-), `J` (eyJ),
+// `A` (AKIA, ASIA, AIza), `_` (ghp_, github_pat_), `B` (Bearer).
+
+/// Where a credential revealed by the trigger at `i` would start.
+fn candidate_start(bytes: &[u8], i: usize) -> Option<usize> {
+    let at = |p: usize, prefix: &[u8]| bytes[p..].starts_with(prefix);
+    let start = match bytes[i] {
+        b'-' if i >= 2 && at(i - 2, b"sk") => i - 2,
+        b'-' if i >= 4 && at(i - 4, b"xox") => i - 4,
+        b'J' if i >= 2 && at(i - 2, b"ey") => i - 2,
+        b'_' if i >= 3 && at(i - 3, b"gh") => i - 3,
+        b'_' if i >= 10 && at(i - 10, b"github_pat") => i - 10,
+        b'A' | b'B' => i,
+        _ => return None,
+    };
+    // A credential starts a word: not in the middle of one.
+    (start == 0 || !token_char(bytes[start - 1])).then_some(start)
+}
+
 /// `s` with every credential replaced, or `None` when it holds none.
 pub(crate) fn scrub_str(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
-    if bytes.len() < 12 {
+    // The shortest credential recognized is a bearer token: 7 + 8 bytes.
+    if bytes.len() < 15 {
         return None;
     }
+    // Trigger bytes are found with SIMD searches; ordinary text has few.
+    let mut starts: Vec<usize> = memchr::memchr3_iter(b'-', b'J', b'_', bytes)
+        .chain(memchr::memchr2_iter(b'A', b'B', bytes))
+        .filter_map(|i| candidate_start(bytes, i))
+        .collect();
+    if starts.is_empty() {
+        return None;
+    }
+    starts.sort_unstable();
     let mut out: Option<String> = None;
     let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        // A credential starts a word: not in the middle of one.
-        if may_start(b) && (i == 0 || !token_char(bytes[i - 1])) {
-            if let Some(len) = credential_at(&bytes[i..]) {
-                let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
-                // Credentials are ASCII, so both ends are character boundaries.
-                o.push_str(&s[copied..i]);
-                if bytes[i..].starts_with(b"Bearer ") || bytes[i..].starts_with(b"bearer ") {
-                    o.push_str(&s[i..i + 7]);
-                }
-                o.push_str(REDACTED);
-                i += len;
-                copied = i;
-                continue;
-            }
+    for start in starts {
+        if start < copied {
+            continue;
         }
-        i += 1;
+        if let Some(len) = credential_at(&bytes[start..]) {
+            let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
+            // Credentials are ASCII, so both ends are character boundaries.
+            o.push_str(&s[copied..start]);
+            if bytes[start..].starts_with(b"Bearer ") {
+                o.push_str("Bearer ");
+            }
+            o.push_str(REDACTED);
+            copied = start + len;
+        }
     }
     out.map(|mut o| {
         o.push_str(&s[copied..]);
@@ -183,6 +239,9 @@ mod tests {
             ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "[REDACTED]"),
             ("aws AKIAIOSFODNN7EXAMPLE id", "aws [REDACTED] id"),
             ("Authorization: Bearer abc.def-ghi_jkl", "Authorization: Bearer [REDACTED]"),
+            ("slack xoxb-1234567890-abcdef end", "slack [REDACTED] end"),
+            ("g AIzaSyA1234567890abcdefghijklmnopqrstu x", "g [REDACTED] x"),
+            ("two sk-aaaaaaaaaaaaaaaaaaaaaaaa and sk-bbbbbbbbbbbbbbbbbbbbbbbb", "two [REDACTED] and [REDACTED]"),
             (
                 "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
                 "jwt [REDACTED] end",

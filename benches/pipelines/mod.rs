@@ -40,6 +40,9 @@ pub enum Kind {
     TracingLlm,
     /// tracing-llm with a sampler that drops everything.
     TracingLlmUnsampled,
+    /// tracing-llm exporting over OTLP/gRPC to a collector that is down,
+    /// with a 16 MiB queue bound: memory must stay bounded.
+    TracingLlmCollectorDown,
     /// tracing-opentelemetry with the SDK's simple processor.
     TracingOpentelemetry,
     /// tracing-opentelemetry with the SDK's default batch processor.
@@ -49,11 +52,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::None,
         Kind::Registry,
         Kind::TracingLlm,
         Kind::TracingLlmUnsampled,
+        Kind::TracingLlmCollectorDown,
         Kind::TracingOpentelemetry,
         Kind::TracingOpentelemetryBatch,
         Kind::OtelSdk,
@@ -65,6 +69,7 @@ impl Kind {
             Kind::Registry => "registry",
             Kind::TracingLlm => "tracing-llm",
             Kind::TracingLlmUnsampled => "tracing-llm-unsampled",
+            Kind::TracingLlmCollectorDown => "tracing-llm-collector-down",
             Kind::TracingOpentelemetry => "tracing-opentelemetry",
             Kind::TracingOpentelemetryBatch => "tracing-opentelemetry-batch",
             Kind::OtelSdk => "otel-sdk",
@@ -99,6 +104,20 @@ impl Setup {
                 None,
                 None,
             ),
+            Kind::TracingLlmCollectorDown => {
+                // Nothing listens on the discard port of the loopback address.
+                let (layer, guard) = tracing_llm::Pipeline::builder()
+                    .with_otlp_grpc("http://127.0.0.1:9")
+                    .with_max_queue_bytes(16 * 1024 * 1024)
+                    .with_shutdown_timeout(std::time::Duration::from_millis(500))
+                    .build()
+                    .expect("pipeline");
+                (
+                    Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
+                    Some(guard),
+                    None,
+                )
+            }
             Kind::TracingLlm | Kind::TracingLlmUnsampled => {
                 let mut p = tracing_llm::Pipeline::builder().with_span_exporter(noop);
                 if kind == Kind::TracingLlmUnsampled {

@@ -45,6 +45,8 @@ pub(crate) struct Counters {
     failed: AtomicU64,
     retried: AtomicU64,
     rejected: AtomicU64,
+    /// Approximate bytes held by queued spans.
+    queued_bytes: AtomicU64,
 }
 
 /// Export counters, read with [`Guard::stats`](crate::Guard::stats).
@@ -74,6 +76,17 @@ pub struct Stats {
 pub(crate) struct Sink {
     tx: Sender<Item>,
     counters: Arc<Counters>,
+    max_bytes: u64,
+}
+
+impl Item {
+    /// Approximate memory a queued span holds, for the byte bound.
+    fn weight(&self) -> u64 {
+        match self {
+            Item::Record(rec) => rec.weight(),
+            Item::Sdk(span) => 512 + 64 * span.attributes.len() as u64,
+        }
+    }
 }
 
 impl Sink {
@@ -82,9 +95,14 @@ impl Sink {
         self.send(Item::Record(rec));
     }
 
+    /// Queues a span, or drops and counts it when the queue is full in spans
+    /// or in bytes. Never waits.
     #[inline]
     pub(crate) fn send(&self, item: Item) {
-        if self.tx.try_send(item).is_err() {
+        let weight = item.weight();
+        let held = self.counters.queued_bytes.fetch_add(weight, Relaxed);
+        if held + weight > self.max_bytes || self.tx.try_send(item).is_err() {
+            self.counters.queued_bytes.fetch_sub(weight, Relaxed);
             self.counters.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -94,6 +112,7 @@ impl Sink {
 #[derive(Clone, Debug)]
 pub(crate) struct BatchSettings {
     pub(crate) max_queue_size: usize,
+    pub(crate) max_queue_bytes: usize,
     pub(crate) max_export_batch_size: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) export_timeout: Duration,
@@ -152,6 +171,7 @@ pub(crate) fn start(
         e.set_resource(resource);
     }
     let (tx, rx) = bounded(settings.max_queue_size);
+    let max_queue_bytes = settings.max_queue_bytes;
     let (ctrl_tx, ctrl_rx) = bounded(16);
     let counters = Arc::new(Counters::default());
     let worker = Worker {
@@ -168,7 +188,11 @@ pub(crate) fn start(
             client,
             pending: VecDeque::new(),
             pending_spans: 0,
+            pending_bytes: 0,
         }),
+        secret_keys: Default::default(),
+        released: 0,
+        released_n: 0,
         settings,
         counters: counters.clone(),
         rt,
@@ -182,6 +206,7 @@ pub(crate) fn start(
     let sink = Sink {
         tx: tx.clone(),
         counters: counters.clone(),
+        max_bytes: max_queue_bytes as u64,
     };
     Ok((
         sink,
@@ -254,6 +279,10 @@ struct Worker {
     policy: Arc<ContentPolicy>,
     pool: Pool,
     otlp: Option<Lane>,
+    secret_keys: crate::scrub::KeyCache,
+    /// Queue bytes taken off the queue but not yet subtracted from the counter.
+    released: u64,
+    released_n: u32,
     settings: BatchSettings,
     counters: Arc<Counters>,
     rt: tokio::runtime::Runtime,
@@ -323,6 +352,7 @@ impl Worker {
                 self.counters.failed.fetch_add(n, Relaxed);
                 lane.pending.clear();
                 lane.pending_spans = 0;
+                lane.pending_bytes = 0;
                 self.last_report = None;
                 self.report(&format!("shutdown: {n} spans could not be delivered"));
             }
@@ -373,8 +403,7 @@ impl Worker {
             let spans = head.spans;
             match outcome {
                 otlp::Outcome::Accepted { rejected } => {
-                    lane.pending_spans -= spans;
-                    lane.pending.pop_front();
+                    lane.pop();
                     self.counters
                         .exported
                         .fetch_add(spans.saturating_sub(rejected), Relaxed);
@@ -400,8 +429,7 @@ impl Worker {
                     return;
                 }
                 otlp::Outcome::Rejected { reason } => {
-                    lane.pending_spans -= spans;
-                    lane.pending.pop_front();
+                    lane.pop();
                     self.counters.failed.fetch_add(spans, Relaxed);
                     report(
                         &mut self.last_report,
@@ -429,9 +457,15 @@ impl Worker {
     }
 
     fn push(&mut self, item: Item) {
+        // Released in bulk: one shared write per 64 spans, not per span.
+        self.released += item.weight();
+        self.released_n += 1;
+        if self.released_n >= 64 {
+            self.release();
+        }
         let span = match item {
             Item::Record(mut rec) => {
-                let span = to_span_data(&mut rec, &self.scope, &self.policy);
+                let span = to_span_data(&mut rec, &self.scope, &self.policy, &mut self.secret_keys);
                 self.pool.put(rec);
                 span
             }
@@ -440,7 +474,14 @@ impl Worker {
         self.batch.push(span);
     }
 
+    fn release(&mut self) {
+        self.counters.queued_bytes.fetch_sub(self.released, Relaxed);
+        self.released = 0;
+        self.released_n = 0;
+    }
+
     fn export(&mut self) {
+        self.release();
         if self.batch.is_empty() {
             self.drive(None);
             return;
@@ -479,10 +520,14 @@ impl Worker {
             lane.client.max_request_bytes,
             &mut oversized,
         ) {
+            // Decoded, a request takes about three times its encoded size.
+            let bytes = 3 * prost::Message::encoded_len(&request) as u64;
             lane.pending_spans += spans;
+            lane.pending_bytes += bytes;
             lane.pending.push_back(Pending {
                 request,
                 spans,
+                bytes,
                 attempts: 0,
                 due: Instant::now(),
             });
@@ -494,10 +539,13 @@ impl Worker {
                 &format!("{oversized} spans exceed the request size limit even truncated"),
             );
         }
-        let bound = self.settings.max_queue_size as u64;
-        while lane.pending_spans > bound && lane.pending.len() > 1 {
-            if let Some(old) = lane.pending.pop_front() {
-                lane.pending_spans -= old.spans;
+        // Undelivered requests are bounded like the queue: the oldest go first.
+        let (spans, bytes) = (
+            self.settings.max_queue_size as u64,
+            self.settings.max_queue_bytes as u64,
+        );
+        while (lane.pending_spans > spans || lane.pending_bytes > bytes) && lane.pending.len() > 1 {
+            if let Some(old) = lane.pop() {
                 self.counters.dropped.fetch_add(old.spans, Relaxed);
             }
         }
@@ -582,11 +630,22 @@ struct Lane {
     client: otlp::Client,
     pending: VecDeque<Pending>,
     pending_spans: u64,
+    pending_bytes: u64,
+}
+
+impl Lane {
+    fn pop(&mut self) -> Option<Pending> {
+        let p = self.pending.pop_front()?;
+        self.pending_spans -= p.spans;
+        self.pending_bytes -= p.bytes;
+        Some(p)
+    }
 }
 
 struct Pending {
     request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
     spans: u64,
+    bytes: u64,
     attempts: u32,
     due: Instant,
 }
@@ -595,6 +654,7 @@ pub(crate) fn to_span_data(
     rec: &mut Record,
     scope: &InstrumentationScope,
     policy: &ContentPolicy,
+    secret_keys: &mut crate::scrub::KeyCache,
 ) -> SpanData {
     rec.decode(policy);
     let cx = &rec.cx;
@@ -602,9 +662,11 @@ pub(crate) fn to_span_data(
     let (start, end) = (rec.start, rec.end);
     let mut attrs = std::mem::take(&mut rec.attrs);
     let mut events = std::mem::take(&mut rec.events);
-    policy.scrubber.scrub_attrs(&mut attrs);
+    policy.scrubber.scrub_attrs(&mut attrs, secret_keys);
     for event in &mut events {
-        policy.scrubber.scrub_attrs(&mut event.attributes);
+        policy
+            .scrubber
+            .scrub_attrs(&mut event.attributes, secret_keys);
     }
     let links = std::mem::take(&mut rec.links);
     let status = meta.status();
