@@ -269,3 +269,34 @@ fn span_cost_exports_every_span() {
         "an unknown pipeline is a usage error"
     );
 }
+
+#[test]
+fn memory_stays_bounded_with_the_collector_down() {
+    // 1,000,000 spans to a collector that is down, with a 16 MiB queue bound.
+    let out = Command::new(example("span_cost"))
+        .args(["tracing-llm-collector-down", "1000000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> f64 {
+        // The last occurrence: the queue counters follow the summary line.
+        stdout
+            .split_whitespace()
+            .rev()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+    };
+    let rss = field("peak_rss_mib");
+    // The bound plus a fixed margin for the process itself (runtime, pools, allocator).
+    assert!(rss <= 16.0 + 48.0, "peak RSS {rss} MiB: {stdout}");
+    assert!(
+        field("dropped") >= 900_000.0,
+        "what does not fit is dropped and counted: {stdout}"
+    );
+}
