@@ -42,6 +42,20 @@ pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_T
 pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
 /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`: overrides `OTEL_EXPORTER_OTLP_COMPRESSION`.
 pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`: a PEM file of CA certificates trusted
+/// for `https://` endpoints, in addition to the system roots.
+pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+/// `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`: overrides `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+pub const OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE";
+/// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`: a PEM client certificate, for mutual TLS.
+pub const OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
+/// `OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE`: overrides `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`.
+pub const OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: &str =
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE";
+/// `OTEL_EXPORTER_OTLP_CLIENT_KEY`: the PEM private key of the client certificate.
+pub const OTEL_EXPORTER_OTLP_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
+/// `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY`: overrides `OTEL_EXPORTER_OTLP_CLIENT_KEY`.
+pub const OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY";
 /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans buffered for export before new ones are dropped.
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export request.
@@ -410,6 +424,19 @@ pub(crate) fn parse_resource(env: Env<'_>) -> Result<Vec<(String, String)>, Erro
         merge_header(&mut attrs, crate::semconv::SERVICE_NAME.into(), name);
     }
     Ok(attrs)
+}
+
+/// Reads a PEM file named by the first set variable of `vars`.
+pub(crate) fn read_pem(env: Env<'_>, vars: &[&'static str]) -> Result<Option<Vec<u8>>, Error> {
+    let Some((var, path)) = first(env, vars) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path)
+        .map_err(|e| invalid(var, &path, format!("cannot read the file: {e}")))?;
+    if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(invalid(var, &path, "the file holds no PEM block"));
+    }
+    Ok(Some(pem))
 }
 
 /// The content-capture mode. An invalid value is not fatal: a warning on

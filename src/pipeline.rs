@@ -69,6 +69,8 @@ pub struct Pipeline {
     hash_user_ids: Option<String>,
     max_request_bytes: Option<usize>,
     max_queue_bytes: Option<usize>,
+    ca_pem: Option<Vec<u8>>,
+    identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     no_scrubbing: bool,
     secret_fields: Vec<String>,
 }
@@ -300,6 +302,26 @@ impl Pipeline {
     /// ids leave as written.
     pub fn with_hashed_user_ids(mut self, salt: impl Into<String>) -> Self {
         self.hash_user_ids = Some(salt.into());
+        self
+    }
+
+    /// Trusts these PEM CA certificates for `https://` endpoints, besides the
+    /// system roots (e.g. a private CA or a self-signed collector). By default,
+    /// the file named by `OTEL_EXPORTER_OTLP_CERTIFICATE`, else system roots only.
+    pub fn with_ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this PEM client certificate and key (mutual TLS). By default,
+    /// the files named by `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and
+    /// `OTEL_EXPORTER_OTLP_CLIENT_KEY`, else none.
+    pub fn with_client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.identity_pem = Some((cert_pem.into(), key_pem.into()));
         self
     }
 
@@ -540,6 +562,47 @@ impl Pipeline {
                 timeout,
                 compression,
                 max_request_bytes: self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+                ca_pem: match &self.ca_pem {
+                    Some(pem) => Some(pem.clone()),
+                    None => read_pem(
+                        env,
+                        &[
+                            OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE,
+                            OTEL_EXPORTER_OTLP_CERTIFICATE,
+                        ],
+                    )?,
+                },
+                identity_pem: match &self.identity_pem {
+                    Some(pair) => Some(pair.clone()),
+                    None => {
+                        let cert = read_pem(
+                            env,
+                            &[
+                                OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE,
+                                OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+                            ],
+                        )?;
+                        let key = read_pem(
+                            env,
+                            &[
+                                OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY,
+                                OTEL_EXPORTER_OTLP_CLIENT_KEY,
+                            ],
+                        )?;
+                        match (cert, key) {
+                            (Some(c), Some(k)) => Some((c, k)),
+                            (None, None) => None,
+                            _ => return Err(Error::InvalidEnv {
+                                var: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+                                value: String::new(),
+                                reason:
+                                    "a client certificate needs its key, and a key its certificate \
+                                             (OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+                                        .into(),
+                            }),
+                        }
+                    }
+                },
             },
             resource: self.resource(env)?,
             batch,

@@ -38,6 +38,10 @@ pub(crate) struct OtlpSettings {
     pub(crate) compression: Compression,
     /// Largest request body sent, in bytes of protobuf.
     pub(crate) max_request_bytes: usize,
+    /// PEM CA certificates trusted besides the system roots.
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate and key, for mutual TLS.
+    pub(crate) identity_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl fmt::Debug for OtlpSettings {
@@ -51,6 +55,8 @@ impl fmt::Debug for OtlpSettings {
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("ca_certificate", &self.ca_pem.is_some())
+            .field("client_identity", &self.identity_pem.is_some())
             .finish()
     }
 }
@@ -281,7 +287,14 @@ fn grpc(s: &OtlpSettings) -> Result<Transport, Error> {
     if s.endpoint.starts_with("https://") {
         #[cfg(feature = "tls")]
         {
-            let tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
+            use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+            let mut tls = ClientTlsConfig::new().with_enabled_roots();
+            if let Some(ca) = &s.ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &s.identity_pem {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
             endpoint = endpoint
                 .tls_config(tls)
                 .map_err(|e| Error::Exporter(format!("TLS: {e}")))?;
@@ -320,9 +333,29 @@ fn http(s: &OtlpSettings) -> Result<Transport, Error> {
         value.set_sensitive(true);
         headers.insert(name, value);
     }
-    let client = reqwest::Client::builder()
+    #[allow(unused_mut)]
+    let mut builder = reqwest::Client::builder()
         .timeout(s.timeout)
-        .connect_timeout(s.timeout)
+        .connect_timeout(s.timeout);
+    #[cfg(feature = "tls")]
+    {
+        if let Some(ca) = &s.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(ca)
+                .map_err(|e| Error::Exporter(format!("CA certificate: {e}")))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &s.identity_pem {
+            let mut pem = cert.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(key);
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| Error::Exporter(format!("client certificate: {e}")))?;
+            builder = builder.identity(identity);
+        }
+    }
+    let client = builder
         .build()
         .map_err(|e| Error::Exporter(format!("cannot build the HTTP client: {e}")))?;
     Ok(Transport::Http {
