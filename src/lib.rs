@@ -189,7 +189,8 @@
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` / `_ARG`,
 //! `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`), `OTEL_SDK_DISABLED`,
 //! `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`,
-//! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.
+//! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`,
+//! `OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY`.
 //! An invalid value is an [`Error::InvalidEnv`] naming the variable and value.
 //!
 //! Endpoints follow the OTLP exporter specification: for HTTP the generic
@@ -203,11 +204,34 @@
 //!
 //! # Reliability
 //!
-//! Finished spans go into a bounded queue; one background thread batches and
-//! exports them. The application never waits for the network: when the queue
-//! is full, spans are dropped, counted ([`Guard::stats`]) and reported on stderr
-//! at most once every 10 seconds. The exporter's own network stack (tonic,
-//! hyper, h2, tower, reqwest) is never traced, whatever filter is installed.
+//! - **Never blocks, never panics on input.** Finished spans go into a bounded
+//!   queue (65,536 spans and 64 MiB by default: [`Pipeline::with_max_queue_size`],
+//!   [`Pipeline::with_max_queue_bytes`]); one background thread decodes,
+//!   batches and exports them. When the queue is full, new spans are dropped,
+//!   counted, and reported on stderr at most once every 10 seconds.
+//! - **Collector faults.** Answers are classified as the OTLP specification
+//!   says: transient failures (connection refused, gRPC `UNAVAILABLE`,
+//!   `RESOURCE_EXHAUSTED`, …, HTTP 429/502/503/504) are retried with backoff
+//!   (0.5 s doubling to 30 s, or the server's `Retry-After`), oldest first, for
+//!   as long as the queue bounds allow, so a collector that is down at start
+//!   or restarts loses nothing that fits; permanent failures (gRPC
+//!   `INVALID_ARGUMENT`, HTTP 400, …) drop that batch, count it and let later
+//!   batches flow; OTLP partial success is counted. A collector that never
+//!   answers only delays the export thread, and dropping the [`Guard`] returns
+//!   within its shutdown timeout.
+//! - **Request size.** Batches are split so that no request exceeds 4 MiB
+//!   ([`Pipeline::with_max_request_bytes`]); a single span larger than that has
+//!   its longest values cut (content stays valid JSON) instead of being lost.
+//! - **Counters.** [`Guard::stats`] returns [`Stats`]: spans queued now,
+//!   exported, dropped (queue full), failed (refused for good, or undelivered
+//!   at shutdown), retried, and rejected (partial success).
+//! - **Secrets.** Credentials are scrubbed from every attribute and event by
+//!   default ([`Pipeline::with_credential_scrubbing`]); header values never
+//!   appear in `Debug` output or errors; `https://` endpoints are verified
+//!   against the system roots, plus `OTEL_EXPORTER_OTLP_CERTIFICATE`
+//!   ([`Pipeline::with_ca_certificate`]), with optional client certificates.
+//! - The exporter's own network stack (tonic, hyper, h2, tower, reqwest) is
+//!   never traced, whatever filter is installed.
 
 #![warn(
     missing_docs,
