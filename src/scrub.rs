@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 
-use opentelemetry::{Key, KeyValue, StringValue, Value};
+use opentelemetry::{KeyValue, StringValue, Value};
 
-/// What to do with an attribute, by key, as decided so far.
+/// What to do with an attribute, by the address and length of its key's
+/// text (keys are nearly always static strings), as decided so far.
 pub(crate) type KeyCache =
-    HashMap<Key, Treatment, std::hash::BuildHasherDefault<crate::intern::Fx>>;
+    HashMap<(usize, usize), Treatment, std::hash::BuildHasherDefault<crate::intern::Fx>>;
 
 /// How an attribute's value is scrubbed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +73,8 @@ impl Scrubber {
             return;
         }
         for kv in attrs {
-            let treatment = match cache.get(&kv.key) {
+            let id = (kv.key.as_str().as_ptr() as usize, kv.key.as_str().len());
+            let treatment = match cache.get(&id) {
                 Some(t) => *t,
                 None => {
                     let key = kv.key.as_str();
@@ -84,7 +86,7 @@ impl Scrubber {
                         Treatment::Search
                     };
                     if cache.len() < 4096 {
-                        cache.insert(kv.key.clone(), t);
+                        cache.insert(id, t);
                     }
                     t
                 }
@@ -196,18 +198,21 @@ pub(crate) fn scrub_str(s: &str) -> Option<String> {
     if bytes.len() < 15 {
         return None;
     }
-    // Trigger bytes are found with SIMD searches; ordinary text has few.
-    let mut starts: Vec<usize> = memchr::memchr3_iter(b'-', b'J', b'_', bytes)
-        .chain(memchr::memchr2_iter(b'A', b'B', bytes))
-        .filter_map(|i| candidate_start(bytes, i))
-        .collect();
-    if starts.is_empty() {
-        return None;
-    }
-    starts.sort_unstable();
+    // Trigger bytes are found with SIMD searches, in order, with no allocation.
+    let mut a = memchr::memchr3_iter(b'-', b'J', b'_', bytes).peekable();
+    let mut b = memchr::memchr2_iter(b'A', b'B', bytes).peekable();
     let mut out: Option<String> = None;
     let mut copied = 0;
-    for start in starts {
+    loop {
+        let i = match (a.peek(), b.peek()) {
+            (Some(&x), Some(&y)) if x < y => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => break,
+        };
+        let Some(start) = i.and_then(|i| candidate_start(bytes, i)) else {
+            continue;
+        };
         if start < copied {
             continue;
         }
