@@ -92,7 +92,10 @@ fn collector_appears_after_start(t: Transport) {
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || emit(40, "early"));
     // The first sends fail (connection refused) and are kept for retry.
-    std::thread::sleep(Duration::from_millis(400));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while guard.stats().retried == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(guard.stats().retried > 0, "{:?}", guard.stats());
     let rx = receiver_on(t, port, None);
     assert_eq!(
@@ -142,6 +145,7 @@ fn hanging_collector_never_slows_the_application(t: Transport) {
     let rx = receiver_on(t, 0, Some(Arc::new(|_, _| Answer::Hang)));
     let p = endpoint(t, rx.port())
         .with_max_queue_size(2_000)
+        .with_timeout(Duration::from_secs(10))
         .with_shutdown_timeout(Duration::from_secs(1));
     let start = Instant::now();
     let guard = with_layer(p, || emit(10_000, "hung"));
