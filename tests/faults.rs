@@ -168,13 +168,13 @@ fn hanging_collector_never_slows_the_application(t: Transport) {
 }
 
 fn unavailable_is_retried_until_accepted(t: Transport) {
-    // Refuses twice (the second time asking for a 1 s pause), then accepts.
+    // Refuses twice (UNAVAILABLE / 503, then throttled asking for a 1 s pause), then accepts.
     let rx = receiver_on(
         t,
         0,
         Some(Arc::new(|n, _| match n {
             0 => Answer::Unavailable(None),
-            1 => Answer::Unavailable(Some(1)),
+            1 => Answer::Throttled(Some(1)),
             _ => Answer::Ok,
         })),
     );

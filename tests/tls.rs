@@ -21,6 +21,8 @@ struct Pki {
     ca_pem: String,
     cert_pem: String,
     key_pem: String,
+    client_cert_pem: String,
+    client_key_pem: String,
 }
 
 fn pki() -> Pki {
@@ -34,10 +36,17 @@ fn pki() -> Pki {
     let params =
         CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["client".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
     Pki {
         ca_pem: ca_cert.pem(),
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        client_cert_pem: client.pem(),
+        client_key_pem: client_key.serialize_pem(),
     }
 }
 
@@ -45,10 +54,23 @@ type Received = Arc<Mutex<usize>>;
 
 /// Runs a TLS receiver on its own thread; returns its port and span count.
 fn serve(grpc: bool, pki: &Pki) -> (u16, Received, tokio::sync::oneshot::Sender<()>) {
+    serve_with(grpc, pki, false)
+}
+
+/// As `serve`; with `mutual`, the gRPC server requires a client certificate from the CA.
+fn serve_with(
+    grpc: bool,
+    pki: &Pki,
+    mutual: bool,
+) -> (u16, Received, tokio::sync::oneshot::Sender<()>) {
     let received: Received = Arc::default();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let (cert, key) = (pki.cert_pem.clone(), pki.key_pem.clone());
+    let (cert, key, ca) = (
+        pki.cert_pem.clone(),
+        pki.key_pem.clone(),
+        pki.ca_pem.clone(),
+    );
     let r = received.clone();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -60,7 +82,10 @@ fn serve(grpc: bool, pki: &Pki) -> (u16, Received, tokio::sync::oneshot::Sender<
             port_tx.send(listener.local_addr().unwrap().port()).unwrap();
             if grpc {
                 let identity = tonic::transport::Identity::from_pem(cert, key);
-                let tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+                let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+                if mutual {
+                    tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+                }
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 let server = tonic::transport::Server::builder()
                     .tls_config(tls)
@@ -235,6 +260,29 @@ fn ca_from_environment() {
     assert!(
         err.contains("OTEL_EXPORTER_OTLP_CERTIFICATE") && err.contains("missing.pem"),
         "{err}"
+    );
+    let _ = stop.send(());
+}
+
+#[test]
+fn client_certificate_for_mutual_tls() {
+    let pki = pki();
+    let (port, received, stop) = serve_with(true, &pki, true);
+    let with_ca = || builder(true, port).with_ca_certificate(pki.ca_pem.as_bytes());
+    let stats = export(with_ca());
+    assert_eq!(
+        (*received.lock().unwrap(), stats.exported),
+        (0, 0),
+        "no client certificate: refused"
+    );
+    let stats = export(with_ca().with_client_identity(
+        pki.client_cert_pem.as_bytes(),
+        pki.client_key_pem.as_bytes(),
+    ));
+    assert_eq!(
+        (*received.lock().unwrap(), stats.exported),
+        (3, 3),
+        "{stats:?}"
     );
     let _ = stop.send(());
 }

@@ -103,6 +103,8 @@ pub enum Answer {
     PartialSuccess(i64),
     /// gRPC UNAVAILABLE / HTTP 503, with an optional Retry-After in seconds.
     Unavailable(Option<u64>),
+    /// gRPC RESOURCE_EXHAUSTED / HTTP 429 (throttled), with an optional Retry-After.
+    Throttled(Option<u64>),
     /// gRPC INVALID_ARGUMENT / HTTP 400.
     Invalid,
     /// Never answers.
@@ -308,6 +310,7 @@ impl TraceService for Grpc {
             Answer::Ok => 0,
             Answer::PartialSuccess(n) => n,
             Answer::Unavailable(_) => return Err(tonic::Status::unavailable("restarting")),
+            Answer::Throttled(_) => return Err(tonic::Status::resource_exhausted("slow down")),
             Answer::Invalid => return Err(tonic::Status::invalid_argument("bad data")),
             Answer::Hang => std::future::pending().await,
         };
@@ -400,8 +403,13 @@ async fn handle_http(
     let answer = store.lock().unwrap().answer(body.len());
     let status = match answer {
         Answer::Ok | Answer::PartialSuccess(_) => 200,
-        Answer::Unavailable(after) => {
-            let mut response = hyper::Response::builder().status(503);
+        Answer::Unavailable(after) | Answer::Throttled(after) => {
+            let code = if matches!(answer, Answer::Throttled(_)) {
+                429
+            } else {
+                503
+            };
+            let mut response = hyper::Response::builder().status(code);
             if let Some(secs) = after {
                 response = response.header("retry-after", secs.to_string());
             }
