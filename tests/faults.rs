@@ -51,6 +51,26 @@ fn emit(n: usize, name: &'static str) {
     }
 }
 
+/// One line per fault, for the record: what was sent, what arrived, the counters.
+fn outcome(
+    fault: &str,
+    t: Transport,
+    sent: usize,
+    rx: &Receiver,
+    stats: &tracing_llm::Stats,
+    extra: &str,
+) {
+    eprintln!(
+        "fault={fault} transport={t:?} sent={sent} arrived={} exported={} dropped={} failed={} retried={} rejected={} {extra}",
+        rx.spans().len(),
+        stats.exported,
+        stats.dropped,
+        stats.failed,
+        stats.retried,
+        stats.rejected
+    );
+}
+
 fn count(rx: &Receiver, batch: &str) -> usize {
     rx.spans()
         .iter()
@@ -110,6 +130,7 @@ fn collector_appears_after_start(t: Transport) {
         (40, 0, 0),
         "{stats:?}"
     );
+    outcome("absent-at-start", t, 40, &rx, &stats, "");
     guard.shutdown().unwrap();
 }
 
@@ -138,6 +159,14 @@ fn collector_restarts_mid_run(t: Transport) {
         "{:?}",
         guard.stats()
     );
+    outcome(
+        "restarted",
+        t,
+        60,
+        &rx,
+        &guard.stats(),
+        "(40 to the restarted receiver)",
+    );
     guard.shutdown().unwrap();
 }
 
@@ -160,6 +189,13 @@ fn hanging_collector_never_slows_the_application(t: Transport) {
     let start = Instant::now();
     let result = guard.shutdown();
     let took = start.elapsed();
+    eprintln!(
+        "fault=hang transport={t:?} sent=10000 produce_ms={} queued={} attempts={} shutdown_ms={}",
+        produced.as_millis(),
+        stats.queued,
+        rx.attempts(),
+        took.as_millis()
+    );
     assert!(
         took < Duration::from_millis(1_500),
         "shutdown took {took:?} ({result:?})"
@@ -195,6 +231,14 @@ fn unavailable_is_retried_until_accepted(t: Transport) {
         );
     }
     assert_eq!(rx.attempts(), 3);
+    outcome(
+        "unavailable-then-throttled",
+        t,
+        10,
+        &rx,
+        &stats,
+        &format!("elapsed_ms={}", elapsed.as_millis()),
+    );
     guard.shutdown().unwrap();
 }
 
@@ -219,6 +263,7 @@ fn invalid_batches_are_dropped_and_later_ones_flow(t: Transport) {
         (5, 5, 0),
         "{stats:?}"
     );
+    outcome("invalid-argument-400", t, 10, &rx, &stats, "");
     guard.shutdown().unwrap();
 }
 
@@ -228,6 +273,7 @@ fn partial_success_is_counted(t: Transport) {
     guard.force_flush().unwrap();
     let stats = guard.stats();
     assert_eq!((stats.rejected, stats.exported), (3, 7), "{stats:?}");
+    outcome("partial-success", t, 10, &rx, &stats, "");
     guard.shutdown().unwrap();
 }
 
@@ -300,6 +346,18 @@ fn requests_stay_under_the_size_limit(t: Transport) {
     assert!(messages.contains("[truncated "), "marked");
     serde_json::from_str::<serde_json::Value>(messages).expect("still valid JSON");
     assert_eq!(guard.stats().failed, 0, "{:?}", guard.stats());
+    outcome(
+        "request-size-limit",
+        t,
+        11,
+        &rx,
+        &guard.stats(),
+        &format!(
+            "requests={} largest_body={}",
+            rx.body_sizes().len(),
+            rx.body_sizes().iter().max().unwrap_or(&0)
+        ),
+    );
     guard.shutdown().unwrap();
 }
 
