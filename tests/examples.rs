@@ -246,10 +246,10 @@ fn every_example_is_run_by_a_test_and_listed() {
     }
 }
 
-#[test]
-fn span_cost_exports_every_span() {
+/// Runs `span_cost` with `args`; its stdout.
+fn span_cost(args: &[&str]) -> String {
     let out = Command::new(example("span_cost"))
-        .args(["tracing-llm", "20000"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -257,7 +257,12 @@ fn span_cost_exports_every_span() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn span_cost_exports_every_span() {
+    let stdout = span_cost(&["tracing-llm", "20000"]);
     assert!(stdout.contains("exported=20000 dropped=0"), "{stdout}");
     let bad = Command::new(example("span_cost"))
         .args(["no-such-pipeline", "10"])
@@ -273,16 +278,7 @@ fn span_cost_exports_every_span() {
 #[test]
 fn memory_stays_bounded_with_the_collector_down() {
     // 1,000,000 spans to a collector that is down, with a 16 MiB queue bound.
-    let out = Command::new(example("span_cost"))
-        .args(["tracing-llm-collector-down", "1000000"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = span_cost(&["tracing-llm-collector-down", "1000000"]);
     let field = |name: &str| -> f64 {
         // The last occurrence: the queue counters follow the summary line.
         stdout

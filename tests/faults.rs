@@ -1,6 +1,7 @@
 //! Export under collector faults, over gRPC and HTTP, against receivers on
 //! 127.0.0.1 that misbehave on purpose. Every test is bounded in time.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -87,13 +88,6 @@ fn wait_for(rx: &Receiver, batch: &str, n: usize, within: Duration) -> usize {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-}
-
-macro_rules! both_transports {
-    ($($check:ident),* $(,)?) => {
-        mod grpc { $( #[test] fn $check() { super::$check(super::Transport::Grpc) } )* }
-        mod http { $( #[test] fn $check() { super::$check(super::Transport::Http) } )* }
-    };
 }
 
 both_transports!(

@@ -1,6 +1,7 @@
 //! The GenAI mapping end to end: `llm.*` fields and typed helpers exported
 //! over OTLP to 127.0.0.1 receivers, checked against the conventions.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -327,14 +328,6 @@ fn helpers_cover_every_operation(t: Transport) {
 }
 
 both_transports!(chat_from_instrument_fields, helpers_cover_every_operation);
-
-macro_rules! both_transports {
-    ($($check:ident),* $(,)?) => {
-        mod grpc { $( #[test] fn $check() { super::$check(super::Transport::Grpc) } )* }
-        mod http { $( #[test] fn $check() { super::$check(super::Transport::Http) } )* }
-    };
-}
-use both_transports;
 
 fn grpc() -> (Receiver, tracing_llm::Pipeline) {
     let rx = receiver(Transport::Grpc);

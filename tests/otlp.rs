@@ -1,6 +1,7 @@
 //! Spans exported over real OTLP (gRPC and HTTP/protobuf) to receivers on
 //! 127.0.0.1, decoded from protobuf and checked.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -11,13 +12,6 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 use tracing::{info_span, instrument, Instrument};
 use tracing_llm::{semconv, Compression, Sampler, SpanExt};
-
-macro_rules! both_transports {
-    ($($check:ident),* $(,)?) => {
-        mod grpc { $( #[test] fn $check() { super::$check(super::Transport::Grpc) } )* }
-        mod http { $( #[test] fn $check() { super::$check(super::Transport::Http) } )* }
-    };
-}
 
 both_transports!(
     tree_across_sync_async_and_spawned,

@@ -222,20 +222,6 @@ impl Drop for Receiver {
     }
 }
 
-fn spawn_server<F, Fut>(serve: F) -> Receiver
-where
-    F: FnOnce(
-            tokio::net::TcpListener,
-            Arc<Mutex<Store>>,
-            tokio::sync::oneshot::Receiver<()>,
-        ) -> Fut
-        + Send
-        + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    spawn_server_on(0, None, serve)
-}
-
 fn spawn_server_on<F, Fut>(port: u16, behavior: Option<Behavior>, serve: F) -> Receiver
 where
     F: FnOnce(
@@ -471,6 +457,16 @@ async fn handle_http(
 pub mod traffic;
 
 // === pipelines under test ===
+
+/// Generates a `grpc` and an `http` test module running each named check
+/// (`fn check(t: Transport)`) over that transport.
+#[allow(unused_macros)]
+macro_rules! both_transports {
+    ($($check:ident),* $(,)?) => {
+        mod grpc { $( #[test] fn $check() { super::$check(super::Transport::Grpc) } )* }
+        mod http { $( #[test] fn $check() { super::$check(super::Transport::Http) } )* }
+    };
+}
 
 /// The OTLP transport a test runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
