@@ -56,6 +56,8 @@ fn run(kind: Kind, n: u64) {
     let rss = pipelines::peak_rss_kib();
     let stats = setup.stats();
     let exported = setup.finish();
+    // Until the last span left the process (shutdown flushes).
+    let total = start.elapsed();
     let expect = match kind {
         Kind::None | Kind::Registry | Kind::TracingLlmUnsampled | Kind::TracingLlmCollectorDown => {
             0
@@ -63,10 +65,11 @@ fn run(kind: Kind, n: u64) {
         _ => n,
     };
     println!(
-        "pipeline={} spans={n} secs={:.3} spans_per_sec={:.0} exported={exported} dropped={} peak_rss_mib={:.1}",
+        "pipeline={} spans={n} secs={:.3} spans_per_sec={:.0} exported={exported} exported_per_sec={:.0} dropped={} peak_rss_mib={:.1}",
         kind.name(),
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64().max(1e-9),
+        exported as f64 / total.as_secs_f64().max(1e-9),
         expect.saturating_sub(exported),
         rss as f64 / 1024.0,
     );

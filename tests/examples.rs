@@ -263,7 +263,10 @@ fn span_cost(args: &[&str]) -> String {
 #[test]
 fn span_cost_exports_every_span() {
     let stdout = span_cost(&["tracing-llm", "20000"]);
-    assert!(stdout.contains("exported=20000 dropped=0"), "{stdout}");
+    assert!(
+        stdout.contains(" exported=20000 ") && stdout.contains(" dropped=0 "),
+        "{stdout}"
+    );
     let bad = Command::new(example("span_cost"))
         .args(["no-such-pipeline", "10"])
         .output()

@@ -43,6 +43,10 @@ pub enum Kind {
     /// tracing-llm exporting over OTLP/gRPC to a collector that is down,
     /// with a 16 MiB queue bound: memory must stay bounded.
     TracingLlmCollectorDown,
+    /// tracing-llm exporting over OTLP/gRPC to a counting receiver on 127.0.0.1.
+    TracingLlmOtlp,
+    /// tracing-opentelemetry + opentelemetry-otlp (batch processor) to the same receiver.
+    TracingOpentelemetryOtlp,
     /// tracing-opentelemetry with the SDK's simple processor.
     TracingOpentelemetry,
     /// tracing-opentelemetry with the SDK's default batch processor.
@@ -52,7 +56,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
+        Kind::TracingLlmOtlp,
+        Kind::TracingOpentelemetryOtlp,
         Kind::None,
         Kind::Registry,
         Kind::TracingLlm,
@@ -70,6 +76,8 @@ impl Kind {
             Kind::TracingLlm => "tracing-llm",
             Kind::TracingLlmUnsampled => "tracing-llm-unsampled",
             Kind::TracingLlmCollectorDown => "tracing-llm-collector-down",
+            Kind::TracingLlmOtlp => "tracing-llm-otlp",
+            Kind::TracingOpentelemetryOtlp => "tracing-opentelemetry-otlp",
             Kind::TracingOpentelemetry => "tracing-opentelemetry",
             Kind::TracingOpentelemetryBatch => "tracing-opentelemetry-batch",
             Kind::OtelSdk => "otel-sdk",
@@ -85,6 +93,9 @@ impl Kind {
 /// must be flushed at the end.
 pub struct Setup {
     pub kind: Kind,
+    /// The counting OTLP receiver of the `*-otlp` pipelines.
+    pub receiver: Option<CountingReceiver>,
+    _runtime: Option<tokio::runtime::Runtime>,
     pub dispatch: Option<Dispatch>,
     pub exported: Arc<AtomicU64>,
     guard: Option<tracing_llm::Guard>,
@@ -95,7 +106,51 @@ impl Setup {
     pub fn new(kind: Kind) -> Setup {
         let exported = Arc::new(AtomicU64::new(0));
         let noop = Noop(exported.clone());
+        let mut receiver = None;
+        let mut runtime = None;
         let (dispatch, guard, provider) = match kind {
+            Kind::TracingLlmOtlp => {
+                let rx = CountingReceiver::start();
+                let (layer, guard) = tracing_llm::Pipeline::builder()
+                    .with_otlp_grpc(rx.url())
+                    .build()
+                    .expect("pipeline");
+                receiver = Some(rx);
+                (
+                    Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
+                    Some(guard),
+                    None,
+                )
+            }
+            Kind::TracingOpentelemetryOtlp => {
+                use opentelemetry_otlp::WithExportConfig;
+                let rx = CountingReceiver::start();
+                // tonic needs a running runtime for its connection task.
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let exporter = {
+                    let _enter = rt.enter();
+                    opentelemetry_otlp::SpanExporter::builder()
+                        .with_tonic()
+                        .with_endpoint(rx.url())
+                        .build()
+                        .unwrap()
+                };
+                let provider = SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .build();
+                let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+                receiver = Some(rx);
+                runtime = Some(rt);
+                (
+                    Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
+                    None,
+                    Some(provider),
+                )
+            }
             Kind::None => (None, None, None),
             Kind::Registry => (
                 Some(Dispatch::new(
@@ -156,6 +211,8 @@ impl Setup {
         };
         Setup {
             kind,
+            receiver,
+            _runtime: runtime,
             dispatch,
             exported,
             guard,
@@ -182,7 +239,7 @@ impl Setup {
         self.guard.as_ref().map(tracing_llm::Guard::stats)
     }
 
-    /// Flushes and shuts down; returns the spans the exporter received.
+    /// Flushes and shuts down; returns the spans the exporter (or receiver) got.
     pub fn finish(self) -> u64 {
         if let Some(guard) = self.guard {
             let _ = guard.shutdown();
@@ -191,7 +248,10 @@ impl Setup {
             let _ = provider.force_flush();
             let _ = provider.shutdown();
         }
-        self.exported.load(Ordering::Relaxed)
+        match &self.receiver {
+            Some(rx) => rx.count(),
+            None => self.exported.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -300,4 +360,82 @@ pub fn peak_rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// An OTLP/gRPC receiver on 127.0.0.1 that counts spans, on its own thread.
+pub struct CountingReceiver {
+    addr: std::net::SocketAddr,
+    spans: Arc<AtomicU64>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Count(Arc<AtomicU64>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Count
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let n: usize = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl CountingReceiver {
+    pub fn start() -> CountingReceiver {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let spans = Arc::new(AtomicU64::new(0));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let count = spans.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let server = tonic::transport::Server::builder()
+                    .add_service(
+                        TraceServiceServer::new(Count(count))
+                            .max_decoding_message_size(64 * 1024 * 1024),
+                    )
+                    .serve_with_incoming(incoming);
+                tokio::select! { _ = server => {}, _ = stop_rx => {} }
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        CountingReceiver {
+            addr,
+            spans,
+            _stop: stop_tx,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn count(&self) -> u64 {
+        self.spans.load(Ordering::Relaxed)
+    }
 }

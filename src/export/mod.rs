@@ -387,7 +387,7 @@ impl Worker {
             if limit == Some(Duration::ZERO) {
                 return;
             }
-            let request = head.request.clone();
+            let request = head.body.clone();
             let client = &lane.client;
             let outcome = self.rt.block_on(async {
                 match limit {
@@ -520,12 +520,12 @@ impl Worker {
             lane.client.max_request_bytes,
             &mut oversized,
         ) {
-            // Decoded, a request takes about three times its encoded size.
-            let bytes = 3 * prost::Message::encoded_len(&request) as u64;
+            let body = bytes::Bytes::from(prost::Message::encode_to_vec(&request));
+            let bytes = body.len() as u64;
             lane.pending_spans += spans;
             lane.pending_bytes += bytes;
             lane.pending.push_back(Pending {
-                request,
+                body,
                 spans,
                 bytes,
                 attempts: 0,
@@ -643,7 +643,8 @@ impl Lane {
 }
 
 struct Pending {
-    request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    /// The encoded request, shared by every attempt.
+    body: bytes::Bytes,
     spans: u64,
     bytes: u64,
     attempts: u32,

@@ -94,13 +94,19 @@ impl fmt::Debug for Client {
 enum Transport {
     #[cfg(feature = "grpc")]
     Grpc {
-        client: opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient<
-            tonic::transport::Channel,
-        >,
-        metadata: Vec<(tonic::metadata::AsciiMetadataKey, tonic::metadata::AsciiMetadataValue)>,
+        client: tonic::client::Grpc<tonic::transport::Channel>,
+        metadata: Vec<(
+            tonic::metadata::AsciiMetadataKey,
+            tonic::metadata::AsciiMetadataValue,
+        )>,
     },
     #[cfg(feature = "http")]
-    Http { client: reqwest::Client, url: String, headers: http::HeaderMap, gzip: bool },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        headers: http::HeaderMap,
+        gzip: bool,
+    },
     /// Never built: keeps the enum inhabited when both transports are compiled out.
     #[allow(dead_code)]
     None,
@@ -136,8 +142,10 @@ impl Client {
     }
 
     /// Sends one request and classifies the answer.
-    pub(crate) async fn send(&self, request: ExportTraceServiceRequest) -> Outcome {
-        let attempt = self.send_inner(request);
+    /// Sends one encoded `ExportTraceServiceRequest`. The body is shared, so
+    /// a retry costs no re-encoding or copy.
+    pub(crate) async fn send(&self, body: bytes::Bytes) -> Outcome {
+        let attempt = self.send_inner(body);
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Retry {
@@ -147,15 +155,23 @@ impl Client {
         }
     }
 
-    async fn send_inner(&self, request: ExportTraceServiceRequest) -> Outcome {
+    async fn send_inner(&self, body: bytes::Bytes) -> Outcome {
         match &self.transport {
             #[cfg(feature = "grpc")]
             Transport::Grpc { client, metadata } => {
-                let mut req = tonic::Request::new(request);
+                let mut req = tonic::Request::new(body);
                 for (k, v) in metadata {
                     req.metadata_mut().insert(k.clone(), v.clone());
                 }
-                match client.clone().export(req).await {
+                let mut client = client.clone();
+                if let Err(e) = client.ready().await {
+                    return Outcome::Retry {
+                        after: None,
+                        reason: format!("gRPC connection: {e}"),
+                    };
+                }
+                let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
+                match client.unary(req, path, raw::RawCodec).await {
                     Ok(response) => accepted(response.into_inner()),
                     Err(status) => grpc_failure(&status),
                 }
@@ -167,10 +183,10 @@ impl Client {
                 headers,
                 gzip,
             } => {
-                let mut body = request.encode_to_vec();
+                let mut body = body;
                 if *gzip {
                     body = match gzip_bytes(&body) {
-                        Ok(b) => b,
+                        Ok(b) => b.into(),
                         Err(e) => {
                             return Outcome::Rejected {
                                 reason: format!("cannot gzip the request: {e}"),
@@ -269,7 +285,6 @@ fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
 
 #[cfg(feature = "grpc")]
 fn grpc(s: &OtlpSettings) -> Result<Transport, Error> {
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
     use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 
     let mut metadata = Vec::with_capacity(s.headers.len());
@@ -305,8 +320,8 @@ fn grpc(s: &OtlpSettings) -> Result<Transport, Error> {
             reason: "https:// endpoints need the `tls` feature of tracing-llm".into(),
         });
     }
-    let mut client =
-        TraceServiceClient::new(endpoint.connect_lazy()).max_decoding_message_size(4 * 1024 * 1024);
+    let mut client = tonic::client::Grpc::new(endpoint.connect_lazy())
+        .max_decoding_message_size(4 * 1024 * 1024);
     if s.compression == Compression::Gzip {
         client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
     }
@@ -372,6 +387,62 @@ fn http(_: &OtlpSettings) -> Result<Transport, Error> {
         setting: "protocol",
         reason: "OTLP/HTTP needs the `http` feature of tracing-llm".into(),
     })
+}
+
+/// The OTLP/gRPC method.
+#[cfg(feature = "grpc")]
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// A gRPC codec that sends an already encoded request and decodes the response.
+#[cfg(feature = "grpc")]
+mod raw {
+    use bytes::{Buf, BufMut, Bytes};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use prost::Message;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::Status;
+
+    #[derive(Clone, Copy, Debug, Default)]
+    pub(super) struct RawCodec;
+
+    #[derive(Debug)]
+    pub(super) struct RawEncoder;
+
+    #[derive(Debug)]
+    pub(super) struct ResponseDecoder;
+
+    impl Encoder for RawEncoder {
+        type Item = Bytes;
+        type Error = Status;
+        fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for ResponseDecoder {
+        type Item = ExportTraceServiceResponse;
+        type Error = Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+            let bytes = src.copy_to_bytes(src.remaining());
+            ExportTraceServiceResponse::decode(bytes)
+                .map(Some)
+                .map_err(|e| Status::internal(format!("cannot decode the response: {e}")))
+        }
+    }
+
+    impl Codec for RawCodec {
+        type Encode = Bytes;
+        type Decode = ExportTraceServiceResponse;
+        type Encoder = RawEncoder;
+        type Decoder = ResponseDecoder;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> ResponseDecoder {
+            ResponseDecoder
+        }
+    }
 }
 
 // === request sizing ===
