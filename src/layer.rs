@@ -35,6 +35,9 @@ pub(crate) struct SpanCx {
     pub(crate) parent_remote: bool,
     pub(crate) sampled: bool,
     pub(crate) trace_state: TraceState,
+    /// The OpenTelemetry context made active while the span is entered, built
+    /// on first entry: an async span entered on every poll builds it once.
+    pub(crate) active: Option<OtelContext>,
 }
 
 impl SpanCx {
@@ -74,6 +77,13 @@ impl SpanState {
         match self {
             SpanState::Unsampled(cx) => cx,
             SpanState::Sampled(rec) => &rec.cx,
+        }
+    }
+
+    fn cx_mut(&mut self) -> &mut SpanCx {
+        match self {
+            SpanState::Unsampled(cx) => cx,
+            SpanState::Sampled(rec) => &mut rec.cx,
         }
     }
 }
@@ -121,6 +131,7 @@ impl Shared {
             parent_remote,
             sampled,
             trace_state,
+            active: None,
         }
     }
 
@@ -249,6 +260,21 @@ thread_local! {
     static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
     /// OTel contexts activated by entered spans, innermost last.
     static ACTIVE: RefCell<Vec<(u64, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Replaces the context activated for span `key` on this thread, if it is
+/// entered here, with one holding `sc` (after its parent changed).
+pub(crate) fn reactivate(key: u64, sc: SpanContext) {
+    ACTIVE.with(|a| {
+        let Ok(mut a) = a.try_borrow_mut() else {
+            return;
+        };
+        if let Some(entry) = a.iter_mut().rev().find(|(k, _)| *k == key) {
+            let cx = OtelContext::map_current(|current| current.with_remote_span_context(sc));
+            let old = std::mem::replace(&mut entry.1, cx.attach());
+            drop(old);
+        }
+    });
 }
 
 pub(crate) fn suppress_current_thread() {
@@ -437,11 +463,24 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let sc = match span.extensions().get::<SpanState>() {
-            Some(state) => state.cx().span_context(),
-            None => return,
+        let otel = {
+            let mut ext = span.extensions_mut();
+            let Some(state) = ext.get_mut::<SpanState>() else {
+                return;
+            };
+            let cx = state.cx_mut();
+            match &cx.active {
+                Some(active) => active.clone(),
+                None => {
+                    let sc = cx.span_context();
+                    let active =
+                        OtelContext::map_current(|current| current.with_remote_span_context(sc));
+                    cx.active = Some(active.clone());
+                    active
+                }
+            }
         };
-        let guard = OtelContext::map_current(|cx| cx.with_remote_span_context(sc)).attach();
+        let guard = otel.attach();
         ACTIVE.with(|a| a.borrow_mut().push((id.into_u64(), guard)));
     }
 

@@ -198,6 +198,7 @@ impl SpanExt for tracing::Span {
             return;
         };
         let mut parent = Some(parent);
+        let id = self.id();
         with_state(self, &mut |state, shared, meta| {
             let Some(parent) = parent.take() else { return };
             let span_id = state.cx().span_id;
@@ -210,6 +211,11 @@ impl SpanExt for tracing::Span {
                     *state = SpanState::Sampled(shared.pool.get(cx, meta, shared.code_location))
                 }
                 SpanState::Unsampled(old) => *old = cx,
+            }
+            // Inside `#[instrument]` the span is already entered: OpenTelemetry
+            // API spans made from now on must see the new parent too.
+            if let (true, Some(id)) = (shared.context_activation, &id) {
+                crate::layer::reactivate(id.into_u64(), state.cx().span_context());
             }
         });
     }

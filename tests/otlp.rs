@@ -14,6 +14,7 @@ use tracing::{info_span, instrument, Instrument};
 use tracing_llm::{semconv, Compression, Sampler, SpanExt};
 
 both_transports!(
+    otel_api_span_sees_a_remote_parent_set_inside_instrument,
     tree_across_sync_async_and_spawned,
     attribute_types,
     events_become_span_events,
@@ -402,4 +403,30 @@ fn explicit_and_root_parents(t: Transport) {
     assert!(b.span.parent_span_id.is_empty());
     assert_ne!(a.trace_id(), b.trace_id());
     assert!(c.is_child_of(&b));
+}
+
+#[instrument(skip(tracer))]
+fn handler_with_api_span(traceparent: &str, tracer: &opentelemetry_sdk::trace::SdkTracer) {
+    tracing::Span::current()
+        .set_parent_from_traceparent(traceparent)
+        .unwrap();
+    tracer.in_span("api-after-set-parent", |_| {});
+}
+
+fn otel_api_span_sees_a_remote_parent_set_inside_instrument(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |guard| {
+        let tracer = guard.tracer_provider().tracer("api");
+        handler_with_api_span(TRACEPARENT, &tracer);
+    });
+    rx.wait_for(2, Duration::from_secs(5));
+    let handler = rx.span("handler_with_api_span");
+    let api = rx.span("api-after-set-parent");
+    assert_eq!(handler.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(
+        api.is_child_of(&handler),
+        "api parent {} handler {}",
+        api.parent_id(),
+        handler.span_id()
+    );
 }
