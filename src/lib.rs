@@ -247,6 +247,7 @@ mod export;
 mod feedback;
 mod fields;
 mod genai;
+mod guard;
 mod helpers;
 mod intern;
 mod layer;
@@ -265,12 +266,13 @@ pub use content::{ContentCapture, ContentKind, DEFAULT_MAX_CONTENT_BYTES};
 pub use error::Error;
 pub use export::Stats;
 pub use feedback::{feedback, SpanRef};
+pub use guard::Guard;
 pub use helpers::{
     agent, embedding, generation, retrieval, tool, workflow, Agent, Embedding, Generation,
     Retrieval, Tool, Workflow,
 };
 pub use layer::Layer;
-pub use pipeline::{Guard, Pipeline};
+pub use pipeline::Pipeline;
 pub use sampler::Sampler;
 pub use scrub::{DEFAULT_SECRET_KEYS, REDACTED};
 pub use span_ext::SpanExt;

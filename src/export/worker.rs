@@ -1,0 +1,510 @@
+//! The export worker: one thread that decodes queued spans, batches them,
+//! and sends them (OTLP with retries, console, custom exporters).
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, select, Receiver};
+use opentelemetry::trace::{SpanContext, TraceFlags};
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_sdk::Resource;
+
+use super::{otlp, BatchSettings, Control, Counters, DynExporter, Handle, Item, Sink};
+use crate::content::ContentPolicy;
+use crate::layer::suppress_current_thread;
+use crate::record::{Pool, Record};
+use crate::{semconv, Error};
+
+/// Starts the worker thread. `rt` runs the exporters' async I/O on that thread.
+pub(crate) fn start(
+    mut exporters: Vec<Box<dyn DynExporter>>,
+    resource: &Resource,
+    settings: BatchSettings,
+    policy: Arc<ContentPolicy>,
+    pool: Pool,
+    otlp: Option<otlp::Client>,
+    rt: tokio::runtime::Runtime,
+) -> Result<(Sink, Handle), Error> {
+    for e in &mut exporters {
+        e.set_resource(resource);
+    }
+    let (tx, rx) = bounded(settings.max_queue_size);
+    let max_queue_bytes = settings.max_queue_bytes;
+    let (ctrl_tx, ctrl_rx) = bounded(16);
+    let counters = Arc::new(Counters::default());
+    let worker = Worker {
+        rx,
+        ctrl: ctrl_rx,
+        batch: Vec::with_capacity(settings.max_export_batch_size),
+        exporters,
+        scope: InstrumentationScope::builder(semconv::SCOPE_NAME)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+        policy,
+        pool,
+        otlp: otlp.map(|client| Lane {
+            client,
+            pending: VecDeque::new(),
+            pending_spans: 0,
+            pending_bytes: 0,
+        }),
+        secret_keys: Default::default(),
+        released: 0,
+        released_n: 0,
+        settings,
+        counters: counters.clone(),
+        rt,
+        last_report: None,
+        reported_dropped: 0,
+    };
+    let thread = std::thread::Builder::new()
+        .name("tracing-llm-export".into())
+        .spawn(move || worker.run())
+        .map_err(|e| Error::Exporter(format!("cannot start the export thread: {e}")))?;
+    let sink = Sink {
+        tx: tx.clone(),
+        counters: counters.clone(),
+        max_bytes: max_queue_bytes as u64,
+    };
+    Ok((
+        sink,
+        Handle {
+            ctrl: ctrl_tx,
+            tx,
+            counters,
+            thread: Some(thread),
+        },
+    ))
+}
+
+struct Worker {
+    rx: Receiver<Item>,
+    ctrl: Receiver<Control>,
+    batch: Vec<SpanData>,
+    exporters: Vec<Box<dyn DynExporter>>,
+    scope: InstrumentationScope,
+    policy: Arc<ContentPolicy>,
+    pool: Pool,
+    otlp: Option<Lane>,
+    secret_keys: crate::scrub::KeyCache,
+    /// Queue bytes taken off the queue but not yet subtracted from the counter.
+    released: u64,
+    released_n: u32,
+    settings: BatchSettings,
+    counters: Arc<Counters>,
+    rt: tokio::runtime::Runtime,
+    last_report: Option<Instant>,
+    reported_dropped: u64,
+}
+
+/// One line on stderr at most every 10 seconds: problems are visible without flooding.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+impl Worker {
+    fn run(mut self) {
+        // Nothing the exporters do (tonic, hyper, reqwest…) may be traced by the layer.
+        suppress_current_thread();
+        let _otel = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let mut deadline = Instant::now() + self.settings.scheduled_delay;
+        loop {
+            select! {
+                recv(self.rx) -> item => match item {
+                    Ok(item) => {
+                        self.push(item);
+                        if self.batch.len() >= self.settings.max_export_batch_size {
+                            self.export();
+                            deadline = Instant::now() + self.settings.scheduled_delay;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(self.ctrl) -> msg => match msg {
+                    Ok(Control::Flush(ack, until)) => {
+                        self.drain();
+                        self.drive(Some(until));
+                        for e in &self.exporters {
+                            let _ = e.force_flush();
+                        }
+                        let _ = ack.send(());
+                    }
+                    Ok(Control::Shutdown(ack, until)) => {
+                        self.finish(Some(until));
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Err(_) => break,
+                },
+                default(self.next_wake(deadline).saturating_duration_since(Instant::now())) => {
+                    if Instant::now() >= deadline {
+                        self.export();
+                        self.report_drops();
+                        deadline = Instant::now() + self.settings.scheduled_delay;
+                    } else {
+                        self.drive(None);
+                    }
+                }
+            }
+        }
+        self.finish(Some(Instant::now() + self.settings.export_timeout));
+    }
+
+    /// Exports what is queued, retries what is pending until `until`, and
+    /// counts what is still undelivered then as failed.
+    fn finish(&mut self, until: Option<Instant>) {
+        self.drain();
+        self.drive(until);
+        if let Some(lane) = &mut self.otlp {
+            if lane.pending_spans > 0 {
+                let n = lane.pending_spans;
+                self.counters.failed.fetch_add(n, Relaxed);
+                lane.pending.clear();
+                lane.pending_spans = 0;
+                lane.pending_bytes = 0;
+                self.last_report = None;
+                self.report(&format!("shutdown: {n} spans could not be delivered"));
+            }
+        }
+        self.report_drops();
+        for e in &self.exporters {
+            let _ = e.shutdown(self.settings.export_timeout);
+        }
+    }
+
+    /// When the loop must wake: the batch deadline or the next retry.
+    fn next_wake(&self, deadline: Instant) -> Instant {
+        match self.otlp.as_ref().and_then(|l| l.pending.front()) {
+            Some(p) => p.due.min(deadline),
+            None => deadline,
+        }
+    }
+
+    /// Sends pending OTLP requests, oldest first, while they succeed. With
+    /// `until`, waits for retries that fall due before it (flush, shutdown).
+    fn drive(&mut self, until: Option<Instant>) {
+        let Some(lane) = &mut self.otlp else { return };
+        while let Some(head) = lane.pending.front_mut() {
+            let now = Instant::now();
+            if head.due > now {
+                match until {
+                    Some(u) if head.due < u => std::thread::sleep(head.due - now),
+                    _ => return,
+                }
+            }
+            let limit = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if limit == Some(Duration::ZERO) {
+                return;
+            }
+            let request = head.body.clone();
+            let client = &lane.client;
+            let outcome = self.rt.block_on(async {
+                match limit {
+                    Some(l) => tokio::time::timeout(l, client.send(request))
+                        .await
+                        .unwrap_or(otlp::Outcome::Retry {
+                            after: None,
+                            reason: "shutdown deadline".into(),
+                        }),
+                    None => client.send(request).await,
+                }
+            });
+            let spans = head.spans;
+            match outcome {
+                otlp::Outcome::Accepted { rejected } => {
+                    lane.pop();
+                    self.counters
+                        .exported
+                        .fetch_add(spans.saturating_sub(rejected), Relaxed);
+                    if rejected > 0 {
+                        self.counters.rejected.fetch_add(rejected, Relaxed);
+                        report(
+                            &mut self.last_report,
+                            &format!(
+                                "collector refused {rejected} of {spans} spans (partial success)"
+                            ),
+                        );
+                    }
+                }
+                otlp::Outcome::Retry { after, reason } => {
+                    head.attempts += 1;
+                    head.due =
+                        Instant::now() + backoff(head.attempts).max(after.unwrap_or_default());
+                    self.counters.retried.fetch_add(spans, Relaxed);
+                    report(
+                        &mut self.last_report,
+                        &format!("export of {spans} spans will be retried: {reason}"),
+                    );
+                    return;
+                }
+                otlp::Outcome::Rejected { reason } => {
+                    lane.pop();
+                    self.counters.failed.fetch_add(spans, Relaxed);
+                    report(
+                        &mut self.last_report,
+                        &format!("collector refused {spans} spans: {reason}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Exports everything queued now; spans that arrive meanwhile wait for the next round.
+    fn drain(&mut self) {
+        for _ in 0..self.rx.len() {
+            match self.rx.try_recv() {
+                Ok(item) => {
+                    self.push(item);
+                    if self.batch.len() >= self.settings.max_export_batch_size {
+                        self.export();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        self.export();
+    }
+
+    fn push(&mut self, item: Item) {
+        // Released in bulk: one shared write per 64 spans, not per span.
+        self.released += item.weight();
+        self.released_n += 1;
+        if self.released_n >= 64 {
+            self.release();
+        }
+        let span = match item {
+            Item::Record(mut rec) => {
+                let span = to_span_data(&mut rec, &self.scope, &self.policy, &mut self.secret_keys);
+                self.pool.put(rec);
+                span
+            }
+            Item::Sdk(span) => *span,
+        };
+        self.batch.push(span);
+    }
+
+    fn release(&mut self) {
+        self.counters.queued_bytes.fetch_sub(self.released, Relaxed);
+        self.released = 0;
+        self.released_n = 0;
+    }
+
+    fn export(&mut self) {
+        self.release();
+        if self.batch.is_empty() {
+            self.drive(None);
+            return;
+        }
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Vec::with_capacity(self.settings.max_export_batch_size),
+        );
+        let n = batch.len() as u64;
+        if self.otlp.is_some() {
+            let for_others = if self.exporters.is_empty() {
+                Vec::new()
+            } else {
+                batch.clone()
+            };
+            self.enqueue_otlp(batch);
+            self.drive(None);
+            if for_others.is_empty() {
+                return;
+            }
+            self.export_to_others(for_others, false);
+        } else {
+            self.export_to_others(batch, true);
+        }
+        let _ = n;
+    }
+
+    /// Encodes a batch into requests below the size limit and queues them
+    /// behind any pending retries, dropping the oldest beyond the bound.
+    fn enqueue_otlp(&mut self, batch: Vec<SpanData>) {
+        let Some(lane) = &mut self.otlp else { return };
+        let resource_spans = lane.client.encode(batch);
+        let mut oversized = 0;
+        for (request, spans) in otlp::split(
+            resource_spans,
+            lane.client.max_request_bytes,
+            &mut oversized,
+        ) {
+            let body = bytes::Bytes::from(prost::Message::encode_to_vec(&request));
+            let bytes = body.len() as u64;
+            lane.pending_spans += spans;
+            lane.pending_bytes += bytes;
+            lane.pending.push_back(Pending {
+                body,
+                spans,
+                bytes,
+                attempts: 0,
+                due: Instant::now(),
+            });
+        }
+        if oversized > 0 {
+            self.counters.failed.fetch_add(oversized, Relaxed);
+            report(
+                &mut self.last_report,
+                &format!("{oversized} spans exceed the request size limit even truncated"),
+            );
+        }
+        // Undelivered requests are bounded like the queue: the oldest go first.
+        let (spans, bytes) = (
+            self.settings.max_queue_size as u64,
+            self.settings.max_queue_bytes as u64,
+        );
+        while (lane.pending_spans > spans || lane.pending_bytes > bytes) && lane.pending.len() > 1 {
+            if let Some(old) = lane.pop() {
+                self.counters.dropped.fetch_add(old.spans, Relaxed);
+            }
+        }
+    }
+
+    /// Exports to the console and custom exporters; `count` when they are
+    /// the only destination.
+    fn export_to_others(&mut self, batch: Vec<SpanData>, count: bool) {
+        let n = batch.len() as u64;
+        let mut failure = None;
+        let last = self.exporters.len().saturating_sub(1);
+        let mut batch = Some(batch);
+        for (i, exporter) in self.exporters.iter().enumerate() {
+            let spans = if i == last {
+                batch.take().unwrap_or_default()
+            } else {
+                batch.clone().unwrap_or_default()
+            };
+            let timeout = self.settings.export_timeout;
+            let result = self
+                .rt
+                .block_on(async { tokio::time::timeout(timeout, exporter.export(spans)).await });
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(e.to_string()),
+                Err(_) => failure = Some(format!("no answer within {timeout:?}")),
+            }
+        }
+        match failure {
+            None if count => {
+                self.counters.exported.fetch_add(n, Relaxed);
+            }
+            None => {}
+            Some(reason) => {
+                self.report(&format!("export of {n} spans failed: {reason}"));
+                if count {
+                    self.counters.failed.fetch_add(n, Relaxed);
+                }
+            }
+        }
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.counters.dropped.load(Relaxed);
+        if dropped > self.reported_dropped {
+            let new = dropped - self.reported_dropped;
+            if self.report(&format!(
+                "export queue full: dropped {new} spans ({dropped} in all)"
+            )) {
+                self.reported_dropped = dropped;
+            }
+        }
+    }
+
+    fn report(&mut self, message: &str) -> bool {
+        report(&mut self.last_report, message)
+    }
+}
+
+/// Prints one line unless another was printed in the last [`REPORT_EVERY`].
+fn report(last: &mut Option<Instant>, message: &str) -> bool {
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < REPORT_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    // A closed stderr must not take the worker down.
+    let _ = writeln!(std::io::stderr(), "tracing-llm: {message}");
+    true
+}
+
+/// Retry delay: 0.5 s doubling to 30 s.
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempts.saturating_sub(1).min(6)))
+        .min(Duration::from_secs(30))
+}
+
+/// OTLP requests waiting to be sent or retried, oldest first.
+struct Lane {
+    client: otlp::Client,
+    pending: VecDeque<Pending>,
+    pending_spans: u64,
+    pending_bytes: u64,
+}
+
+impl Lane {
+    fn pop(&mut self) -> Option<Pending> {
+        let p = self.pending.pop_front()?;
+        self.pending_spans -= p.spans;
+        self.pending_bytes -= p.bytes;
+        Some(p)
+    }
+}
+
+struct Pending {
+    /// The encoded request, shared by every attempt.
+    body: bytes::Bytes,
+    spans: u64,
+    bytes: u64,
+    attempts: u32,
+    due: Instant,
+}
+
+/// Decodes a record into the SDK's span type. The record keeps its reusable
+/// buffers for the pool.
+pub(crate) fn to_span_data(
+    rec: &mut Record,
+    scope: &InstrumentationScope,
+    policy: &ContentPolicy,
+    secret_keys: &mut crate::scrub::KeyCache,
+) -> SpanData {
+    rec.decode(policy);
+    let cx = &rec.cx;
+    let meta = &mut rec.meta;
+    let (start, end) = (rec.start, rec.end);
+    let mut attrs = std::mem::take(&mut rec.attrs);
+    let mut events = std::mem::take(&mut rec.events);
+    policy.scrubber.scrub_attrs(&mut attrs, secret_keys);
+    for event in &mut events {
+        policy
+            .scrubber
+            .scrub_attrs(&mut event.attributes, secret_keys);
+    }
+    let links = std::mem::take(&mut rec.links);
+    let status = meta.status();
+    let mut span_events = SpanEvents::default();
+    span_events.events = events;
+    let mut span_links = SpanLinks::default();
+    span_links.links = links;
+    SpanData {
+        span_context: SpanContext::new(
+            cx.trace_id,
+            cx.span_id,
+            TraceFlags::SAMPLED,
+            false,
+            cx.trace_state.clone(),
+        ),
+        parent_span_id: cx.parent_id,
+        parent_span_is_remote: cx.parent_remote,
+        span_kind: meta.kind.clone(),
+        name: std::mem::take(&mut meta.name),
+        start_time: start,
+        end_time: end,
+        attributes: attrs,
+        dropped_attributes_count: 0,
+        events: span_events,
+        links: span_links,
+        status,
+        instrumentation_scope: scope.clone(),
+    }
+}
