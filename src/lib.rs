@@ -112,6 +112,9 @@
 //! temperature of `"hot"`) is not emitted under the convention key; it stays
 //! visible as a string under the field's own name.
 //!
+//! [`llm_span!`] declares such a span with its `llm.*` keys checked when
+//! the code compiles.
+//!
 //! # Typed helpers
 //!
 //! [`generation`], [`embedding`], [`tool`], [`retrieval`], [`agent`] and
@@ -251,6 +254,7 @@ mod guard;
 mod helpers;
 mod intern;
 mod layer;
+mod macros;
 mod pipeline;
 #[cfg(test)]
 mod proptests;

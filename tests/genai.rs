@@ -661,3 +661,25 @@ fn redaction_hashing_and_overrides() {
     assert_ne!(user, "alice");
     assert!(!contains(&raw_bytes(&rx), "alice"));
 }
+
+#[test]
+fn llm_span_macro_maps_like_instrument() {
+    let (rx, p) = grpc();
+    run(p, |_| {
+        let span = tracing_llm::llm_span!(
+            "answer",
+            llm.provider = "anthropic",
+            llm.model = "claude-sonnet-4",
+            llm.usage.input_tokens = 12u64,
+            llm.tool.type = "function",
+            team = "support",
+        );
+        span.in_scope(|| {});
+    });
+    wait(&rx, 1);
+    let s = rx.span("chat claude-sonnet-4");
+    assert_eq!(text(&s, GEN_AI_PROVIDER_NAME), "anthropic");
+    assert_eq!(int(&s, GEN_AI_USAGE_INPUT_TOKENS), 12);
+    assert_eq!(text(&s, CODE_FUNCTION_NAME), "answer");
+    assert_eq!(s.str_attr("team"), Some("support"));
+}
