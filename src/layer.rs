@@ -294,9 +294,20 @@ fn nearest_cx<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    span.scope()
-        .skip(usize::from(!include_self))
-        .find_map(|s| s.extensions().get::<SpanState>().map(ParentCx::from_local))
+    if include_self {
+        if let Some(state) = span.extensions().get::<SpanState>() {
+            return Some(ParentCx::from_local(state));
+        }
+    }
+    // Walks parents directly: a root span costs no lookup at all.
+    let mut next = span.parent();
+    while let Some(s) = next {
+        if let Some(state) = s.extensions().get::<SpanState>() {
+            return Some(ParentCx::from_local(state));
+        }
+        next = s.parent();
+    }
+    None
 }
 
 impl<S> tracing_subscriber::Layer<S> for Layer
