@@ -270,6 +270,18 @@ where
     }
 }
 
+/// The partial-success part of an answer that refuses `rejected` spans.
+fn partial_success(
+    rejected: i64,
+) -> Option<opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess> {
+    (rejected > 0).then(|| {
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+            rejected_spans: rejected,
+            error_message: "some spans refused".into(),
+        }
+    })
+}
+
 // === gRPC ===
 
 struct Grpc(Arc<Mutex<Store>>);
@@ -305,12 +317,7 @@ impl TraceService for Grpc {
             headers,
             request,
         });
-        let partial_success = (rejected > 0).then(|| {
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
-                rejected_spans: rejected,
-                error_message: "some spans refused".into(),
-            }
-        });
+        let partial_success = partial_success(rejected);
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success,
         }))
@@ -439,12 +446,7 @@ async fn handle_http(
                 headers,
                 request,
             });
-            let partial_success = (rejected > 0).then(|| {
-                opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
-                    rejected_spans: rejected,
-                    error_message: "some spans refused".into(),
-                }
-            });
+            let partial_success = partial_success(rejected);
             Ok(reply(
                 200,
                 ExportTraceServiceResponse { partial_success }.encode_to_vec(),
