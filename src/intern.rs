@@ -3,10 +3,11 @@
 //! so a value seen before costs a hash and a reference-count increment instead
 //! of an allocation on the application's thread and a free on the export thread.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry::StringValue;
 
@@ -63,6 +64,54 @@ pub(crate) fn intern(s: &str) -> StringValue {
     })
 }
 
+/// Distinct span names kept for the life of the process.
+const MAX_NAMES: usize = 1024;
+/// Longer names are not kept.
+const MAX_NAME_LEN: usize = 128;
+
+/// The span names kept so far.
+static NAMES: OnceLock<Mutex<HashMap<&'static str, (), BuildHasherDefault<Fx>>>> = OnceLock::new();
+
+/// The span name `"{op} {target}"` (`chat gpt-4o`, `execute_tool search`).
+/// Such names are few and repeat, so each distinct one is allocated once and
+/// kept for the life of the process (at most [`MAX_NAMES`] of them, about
+/// 128 KiB at worst): a span's name then costs neither an allocation on the
+/// export thread nor a free where the span is dropped.
+pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
+    thread_local! {
+        static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    let owned = || {
+        let mut name = String::with_capacity(op.len() + 1 + target.len());
+        name.push_str(op);
+        name.push(' ');
+        name.push_str(target);
+        Cow::Owned(name)
+    };
+    if op.len() + 1 + target.len() > MAX_NAME_LEN {
+        return owned();
+    }
+    SCRATCH
+        .with(|scratch| {
+            let mut scratch = scratch.try_borrow_mut().ok()?;
+            scratch.clear();
+            scratch.push_str(op);
+            scratch.push(' ');
+            scratch.push_str(target);
+            let mut names = NAMES.get_or_init(Default::default).lock().ok()?;
+            if let Some((name, ())) = names.get_key_value(scratch.as_str()) {
+                return Some(Cow::Borrowed(*name));
+            }
+            if names.len() >= MAX_NAMES {
+                return None;
+            }
+            let name: &'static str = Box::leak(scratch.as_str().into());
+            names.insert(name, ());
+            Some(Cow::Borrowed(name))
+        })
+        .unwrap_or_else(owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +124,24 @@ mod tests {
         assert!(std::ptr::eq(a.as_str().as_ptr(), b.as_str().as_ptr()));
         let long = "x".repeat(MAX_LEN + 1);
         assert_eq!(intern(&long).as_str(), long);
+    }
+
+    #[test]
+    fn span_names_are_shared_and_bounded() {
+        let a = span_name("chat", "gpt-4o");
+        let b = span_name("chat", "gpt-4o");
+        assert_eq!(a, "chat gpt-4o");
+        assert!(matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)));
+        let long = "m".repeat(MAX_NAME_LEN);
+        assert!(matches!(span_name("chat", &long), Cow::Owned(n) if n == format!("chat {long}")));
+        for i in 0..(MAX_NAMES + 10) {
+            assert_eq!(
+                span_name("chat", &format!("model-{i}")),
+                format!("chat model-{i}")
+            );
+        }
+        let kept = NAMES.get().map(|n| n.lock().unwrap().len());
+        assert_eq!(kept, Some(MAX_NAMES));
     }
 
     #[test]

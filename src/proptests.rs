@@ -87,11 +87,19 @@ proptest! {
     fn any_string_becomes_valid_bounded_messages(text in ".{0,3000}", max in 128usize..4096) {
         let policy = ContentPolicy { max_bytes: max, ..ContentPolicy::default() };
         for kind in [ContentKind::InputMessages, ContentKind::OutputMessages] {
-            let out = policy.render_text_parts(kind, text.clone(), "stop");
+            let out = policy.render_text_parts(kind, &text, "stop");
             prop_assert!(out.len() <= max, "{} > {}", out.len(), max);
             let v: Value = serde_json::from_str(&out).expect("valid JSON");
             prop_assert!(is_messages(&v, kind == ContentKind::OutputMessages), "{}", out);
         }
+    }
+
+    #[test]
+    fn escaping_round_trips_and_is_sized_exactly(text in "(?s)[\\x00-\\x7f]{0,300}|.{0,300}") {
+        let mut out = String::new();
+        crate::content::escape_json_str(&mut out, &text);
+        prop_assert_eq!(out.len(), crate::content::escaped_len(&text));
+        prop_assert_eq!(serde_json::from_str::<String>(&out).expect("valid JSON"), text);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! and GenAI keys, then hands the emptied record back through a pool, so in
 //! steady state recording a span allocates nothing for its fields.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -19,6 +20,7 @@ use crate::content::ContentPolicy;
 use crate::fields::{plan_for, FieldPlan, Role, SpanMeta};
 use crate::genai::{apply_inherited, FieldValue, GenAi, Inherited, LlmKey};
 use crate::layer::SpanCx;
+use crate::scrub::scrub_str;
 use crate::semconv;
 
 /// A field value as recorded: strings live in the record's buffer.
@@ -178,7 +180,14 @@ impl Record {
 
     /// Decodes the raw fields into attributes and the GenAI mapping, then
     /// finishes the GenAI semantics. Runs on the export thread.
+    ///
+    /// String values are searched for credentials here, once, at their
+    /// source: everything derived from them (message JSON included) is then
+    /// clean, since escaping only ever inserts a backslash, which no
+    /// credential contains.
     pub(crate) fn decode(&mut self, policy: &ContentPolicy) {
+        let buf = std::mem::take(&mut self.buf);
+        let scrub = policy.scrubber.enabled;
         let mut attrs = std::mem::take(&mut self.attrs);
         attrs.reserve(self.raw.len() + 3 + if self.plan.llm { GENAI_ATTRS } else { 0 });
         if self.code_location {
@@ -193,7 +202,11 @@ impl Record {
                 RawValue::Bool(v) => FieldValue::Bool(v),
                 RawValue::Str(start, len) => {
                     let (start, len) = (start as usize, len as usize);
-                    FieldValue::Str(self.buf.get(start..start + len).unwrap_or_default().into())
+                    let s = buf.get(start..start + len).unwrap_or_default();
+                    match scrub.then(|| scrub_str(s)).flatten() {
+                        Some(clean) => FieldValue::Str(Cow::Owned(clean)),
+                        None => FieldValue::Str(Cow::Borrowed(s)),
+                    }
                 }
             };
             match raw.role {
@@ -214,6 +227,7 @@ impl Record {
         }
         self.attrs = attrs;
         crate::genai::finish(self, genai, policy);
+        self.buf = buf;
     }
 }
 

@@ -7,9 +7,47 @@ use std::collections::HashMap;
 use opentelemetry::{KeyValue, StringValue, Value};
 
 /// What to do with an attribute, by the address and length of its key's
-/// text (keys are nearly always static strings), as decided so far.
-pub(crate) type KeyCache =
-    HashMap<(usize, usize), Treatment, std::hash::BuildHasherDefault<crate::intern::Fx>>;
+/// text (keys are nearly always static strings), as decided so far: a small
+/// direct-mapped table in front of a map.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyCache {
+    recent: [(usize, usize, Treatment); 64],
+    all: HashMap<(usize, usize), Treatment, std::hash::BuildHasherDefault<crate::intern::Fx>>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            // No key's text starts at address 0: every slot starts empty.
+            recent: [(0, 0, Treatment::Search); 64],
+            all: HashMap::default(),
+        }
+    }
+}
+
+impl KeyCache {
+    #[inline]
+    fn get(&mut self, key: &str, decide: impl FnOnce(&str) -> Treatment) -> Treatment {
+        let id = (key.as_ptr() as usize, key.len());
+        let slot = ((id.0 >> 3) ^ id.1) & 63;
+        let (p, l, t) = self.recent[slot];
+        if (p, l) == id {
+            return t;
+        }
+        let t = match self.all.get(&id) {
+            Some(t) => *t,
+            None => {
+                let t = decide(key);
+                if self.all.len() < 4096 {
+                    self.all.insert(id, t);
+                }
+                t
+            }
+        };
+        self.recent[slot] = (id.0, id.1, t);
+        t
+    }
+}
 
 /// How an attribute's value is scrubbed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,36 +100,46 @@ impl Scrubber {
         if key.ends_with("_tokens") || key.contains(".tokens") {
             return false;
         }
-        let key = key.to_ascii_lowercase();
-        self.secret_keys.iter().any(|k| key.contains(k.as_str()))
+        // `secret_keys` are lowercase: compared without allocating.
+        let key = key.as_bytes();
+        self.secret_keys.iter().any(|k| {
+            let k = k.as_bytes();
+            !k.is_empty() && key.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k))
+        })
     }
 
-    /// Scrubs attribute values in place. `cache` remembers which keys are
-    /// secret, so each distinct key is examined once.
-    pub(crate) fn scrub_attrs(&self, attrs: &mut [KeyValue], cache: &mut KeyCache) {
+    /// How an attribute's value is scrubbed, decided from its key.
+    fn treatment(&self, key: &str) -> Treatment {
+        if self.key_is_secret(key) {
+            Treatment::Withhold
+        } else if key.starts_with(crate::semconv::CODE_PREFIX) {
+            Treatment::Skip
+        } else {
+            Treatment::Search
+        }
+    }
+
+    /// Scrubs attribute values in place. With a `cache`, keys are decided
+    /// once per address: only for keys that are static strings (an owned
+    /// key's address can be reused by another key). With `search` false only
+    /// secret-named keys are handled: the values were scrubbed at their
+    /// source (see `Record::decode`).
+    pub(crate) fn scrub_attrs(
+        &self,
+        attrs: &mut [KeyValue],
+        mut cache: Option<&mut KeyCache>,
+        search: bool,
+    ) {
         if !self.enabled {
             return;
         }
         for kv in attrs {
-            let id = (kv.key.as_str().as_ptr() as usize, kv.key.as_str().len());
-            let treatment = match cache.get(&id) {
-                Some(t) => *t,
-                None => {
-                    let key = kv.key.as_str();
-                    let t = if self.key_is_secret(key) {
-                        Treatment::Withhold
-                    } else if key.starts_with(crate::semconv::CODE_PREFIX) {
-                        Treatment::Skip
-                    } else {
-                        Treatment::Search
-                    };
-                    if cache.len() < 4096 {
-                        cache.insert(id, t);
-                    }
-                    t
-                }
+            let key = kv.key.as_str();
+            let treatment = match cache.as_deref_mut() {
+                Some(cache) => cache.get(key, |k| self.treatment(k)),
+                None => self.treatment(key),
             };
-            if treatment == Treatment::Skip {
+            if treatment == Treatment::Skip || (treatment == Treatment::Search && !search) {
                 continue;
             }
             let secret = treatment == Treatment::Withhold;
@@ -191,6 +239,17 @@ fn candidate_start(bytes: &[u8], i: usize) -> Option<usize> {
     (start == 0 || !token_char(bytes[start - 1])).then_some(start)
 }
 
+/// 1 for a byte that reveals a credential nearby, 0 otherwise. Summed over
+/// a block of bytes this vectorizes: a block is tested without branches.
+#[inline(always)]
+fn trigger(b: u8) -> u8 {
+    u8::from(b == b'-')
+        | u8::from(b == b'J')
+        | u8::from(b == b'_')
+        | u8::from(b == b'A')
+        | u8::from(b == b'B')
+}
+
 /// `s` with every credential replaced, or `None` when it holds none.
 pub(crate) fn scrub_str(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -198,33 +257,35 @@ pub(crate) fn scrub_str(s: &str) -> Option<String> {
     if bytes.len() < 15 {
         return None;
     }
-    // Trigger bytes are found with SIMD searches, in order, with no allocation.
-    let mut a = memchr::memchr3_iter(b'-', b'J', b'_', bytes).peekable();
-    let mut b = memchr::memchr2_iter(b'A', b'B', bytes).peekable();
     let mut out: Option<String> = None;
     let mut copied = 0;
-    loop {
-        let i = match (a.peek(), b.peek()) {
-            (Some(&x), Some(&y)) if x < y => a.next(),
-            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-            (Some(_), None) => a.next(),
-            (None, None) => break,
-        };
-        let Some(start) = i.and_then(|i| candidate_start(bytes, i)) else {
-            continue;
-        };
-        if start < copied {
+    // Blocks of 32 bytes are tested at once; only blocks holding a trigger
+    // byte are walked, in order.
+    for (n, block) in bytes.chunks(32).enumerate() {
+        // At most 32: no overflow.
+        if block.iter().fold(0u8, |acc, &b| acc + trigger(b)) == 0 {
             continue;
         }
-        if let Some(len) = credential_at(&bytes[start..]) {
-            let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
-            // Credentials are ASCII, so both ends are character boundaries.
-            o.push_str(&s[copied..start]);
-            if bytes[start..].starts_with(b"Bearer ") {
-                o.push_str("Bearer ");
+        for (j, &b) in block.iter().enumerate() {
+            if trigger(b) == 0 {
+                continue;
             }
-            o.push_str(REDACTED);
-            copied = start + len;
+            let Some(start) = candidate_start(bytes, n * 32 + j) else {
+                continue;
+            };
+            if start < copied {
+                continue;
+            }
+            if let Some(len) = credential_at(&bytes[start..]) {
+                let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
+                // Credentials are ASCII, so both ends are character boundaries.
+                o.push_str(&s[copied..start]);
+                if bytes[start..].starts_with(b"Bearer ") {
+                    o.push_str("Bearer ");
+                }
+                o.push_str(REDACTED);
+                copied = start + len;
+            }
         }
     }
     out.map(|mut o| {

@@ -10,6 +10,9 @@ const AWS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const JWT: &str =
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
 const BEARER_TOKEN: &str = "tok_live_0123456789abcdef";
+const GITHUB_TOKEN: &str = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+const SLACK_TOKEN: &str = "xoxb-1234567890-abcdefghij";
+const ANTHROPIC_KEY: &str = "sk-ant-api03-QwErTyUiOpAsDfGhJkLz";
 
 fn emit_secrets() {
     tracing::info_span!(
@@ -22,8 +25,17 @@ fn emit_secrets() {
         session_jwt = JWT,
     )
     .in_scope(|| {
+        use tracing_llm::SpanExt;
         let header = format!("Bearer {BEARER_TOKEN}");
         tracing::info!(authorization_header = header.as_str(), "calling upstream");
+        let span = tracing::Span::current();
+        // Set as attributes, with owned keys; inherited by a child.
+        span.set_attribute(String::from("vault.password"), "owned-key-secret-77");
+        span.set_attribute(String::from("note"), format!("use {GITHUB_TOKEN} here"));
+        span.set_metadata("deploy_token", "metadata-secret-31");
+        span.set_metadata("channel", format!("slack {SLACK_TOKEN}"));
+        span.record_completion(format!("your key: {ANTHROPIC_KEY}").as_str());
+        tracing::info_span!("child").in_scope(|| {});
     });
 }
 
@@ -34,7 +46,7 @@ fn credentials_are_scrubbed_by_default() {
         pipeline(Transport::Grpc, &rx).with_secret_field("ssn"),
         |_| emit_secrets(),
     );
-    rx.wait_for(1, std::time::Duration::from_secs(5));
+    rx.wait_for(2, std::time::Duration::from_secs(5));
     let bytes = raw_bytes(&rx);
     for secret in [
         "hunter2-correct-horse",
@@ -44,9 +56,23 @@ fn credentials_are_scrubbed_by_default() {
         AWS_KEY,
         JWT,
         BEARER_TOKEN,
+        GITHUB_TOKEN,
+        SLACK_TOKEN,
+        ANTHROPIC_KEY,
+        "owned-key-secret-77",
+        "metadata-secret-31",
     ] {
         assert!(!contains(&bytes, secret), "{secret} left the process");
     }
+    let child = rx.span("child");
+    assert_eq!(
+        child.str_attr("llm.metadata.deploy_token"),
+        Some(tracing_llm::REDACTED)
+    );
+    assert_eq!(
+        child.str_attr("llm.metadata.channel"),
+        Some("slack [REDACTED]")
+    );
     let span = rx.span("chat gpt-4o");
     assert_eq!(span.str_attr("db.password"), Some(tracing_llm::REDACTED));
     let prompt = span.str_attr("gen_ai.input.messages").unwrap();
@@ -54,6 +80,10 @@ fn credentials_are_scrubbed_by_default() {
         prompt.contains("my key is [REDACTED], aws [REDACTED]"),
         "{prompt}"
     );
+    let completion = span.str_attr("gen_ai.output.messages").unwrap();
+    assert!(completion.contains("your key: [REDACTED]"), "{completion}");
+    assert_eq!(span.str_attr("vault.password"), Some(tracing_llm::REDACTED));
+    assert_eq!(span.str_attr("note"), Some("use [REDACTED] here"));
     serde_json::from_str::<serde_json::Value>(prompt).expect("content stays valid JSON");
     let event = &span.span.events[0];
     let header = common::Got::event_attr(event, "authorization_header");
@@ -69,7 +99,18 @@ fn scrubbing_can_be_turned_off() {
         pipeline(Transport::Http, &rx).with_credential_scrubbing(false),
         |_| emit_secrets(),
     );
-    rx.wait_for(1, std::time::Duration::from_secs(5));
+    rx.wait_for(2, std::time::Duration::from_secs(5));
     let bytes = raw_bytes(&rx);
-    assert!(contains(&bytes, "hunter2-correct-horse") && contains(&bytes, OPENAI_KEY));
+    for secret in [
+        "hunter2-correct-horse",
+        OPENAI_KEY,
+        GITHUB_TOKEN,
+        "metadata-secret-31",
+        ANTHROPIC_KEY,
+    ] {
+        assert!(
+            contains(&bytes, secret),
+            "{secret} is missing with scrubbing off"
+        );
+    }
 }

@@ -468,17 +468,28 @@ pub(crate) fn to_span_data(
     policy: &ContentPolicy,
     secret_keys: &mut crate::scrub::KeyCache,
 ) -> SpanData {
+    // Attributes set as such (and inherited ones) are searched for
+    // credentials here, their keys decided one by one (they may be owned
+    // strings); decoded field values were scrubbed as they were decoded, and
+    // their keys are static strings, decided once by address.
+    crate::genai::push_inherited(rec, policy);
+    let given = rec.attrs.len();
     rec.decode(policy);
     let cx = &rec.cx;
     let meta = &mut rec.meta;
     let (start, end) = (rec.start, rec.end);
     let mut attrs = std::mem::take(&mut rec.attrs);
     let mut events = std::mem::take(&mut rec.events);
-    policy.scrubber.scrub_attrs(&mut attrs, secret_keys);
+    let split = given.min(attrs.len());
+    let (given, decoded) = attrs.split_at_mut(split);
+    policy.scrubber.scrub_attrs(given, None, true);
+    policy
+        .scrubber
+        .scrub_attrs(decoded, Some(secret_keys), false);
     for event in &mut events {
         policy
             .scrubber
-            .scrub_attrs(&mut event.attributes, secret_keys);
+            .scrub_attrs(&mut event.attributes, None, true);
     }
     let links = std::mem::take(&mut rec.links);
     let status = meta.status();

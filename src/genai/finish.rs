@@ -12,7 +12,7 @@ use crate::content::{ContentKind, ContentPolicy};
 use crate::record::Record;
 use crate::semconv as sc;
 
-fn span_name(op: &str, g: &GenAi) -> String {
+fn span_name(op: &str, g: &GenAi<'_>) -> Cow<'static, str> {
     let target = match op {
         sc::OP_EXECUTE_TOOL => g.tool_name.as_ref(),
         sc::OP_INVOKE_AGENT | sc::OP_CREATE_AGENT => g.agent_name.as_ref(),
@@ -22,14 +22,8 @@ fn span_name(op: &str, g: &GenAi) -> String {
     }
     .map(StringValue::as_str);
     match target {
-        Some(t) if !t.is_empty() => {
-            let mut name = String::with_capacity(op.len() + 1 + t.len());
-            name.push_str(op);
-            name.push(' ');
-            name.push_str(t);
-            name
-        }
-        _ => op.to_string(),
+        Some(t) if !t.is_empty() => crate::intern::span_name(op, t),
+        _ => Cow::Owned(op.to_string()),
     }
 }
 
@@ -59,10 +53,11 @@ fn push(attrs: &mut Vec<KeyValue>, key: &'static str, value: impl Into<Value>) {
     attrs.push(KeyValue::new(Key::from_static_str(key), value));
 }
 
-/// Finishes a span's GenAI semantics: inherited user/session/tags/metadata on
-/// every span, and for LLM spans the convention keys, name, kind, content
-/// (per the content policy) and error type. Runs on the export worker.
-pub(crate) fn finish(rec: &mut Record, mut g: GenAi, policy: &ContentPolicy) {
+/// Adds the inherited user, session, tags and metadata (every span, LLM or
+/// not) to the attributes. Runs on the export worker, before the fields
+/// are decoded: these values are searched for credentials with the
+/// attributes set as such.
+pub(crate) fn push_inherited(rec: &mut Record, policy: &ContentPolicy) {
     if let Some(inh) = rec.inherited.take() {
         if let Some(user) = &inh.user {
             let user = match &policy.hash_user_ids {
@@ -83,6 +78,12 @@ pub(crate) fn finish(rec: &mut Record, mut g: GenAi, policy: &ContentPolicy) {
                 .push(KeyValue::new(Key::new(k.clone()), v.clone()));
         }
     }
+}
+
+/// Finishes a span's GenAI semantics for LLM spans: the convention keys,
+/// name, kind, content (per the content policy) and error type. Runs on the
+/// export worker.
+pub(crate) fn finish(rec: &mut Record, mut g: GenAi<'_>, policy: &ContentPolicy) {
     if !g.active {
         if rec.meta.is_error() {
             if let Some(t) = rec.meta.error_type.take() {
@@ -94,7 +95,7 @@ pub(crate) fn finish(rec: &mut Record, mut g: GenAi, policy: &ContentPolicy) {
     let op = g.operation();
 
     if !rec.meta.name_set {
-        rec.meta.name = Cow::Owned(span_name(op.as_str(), &g));
+        rec.meta.name = span_name(op.as_str(), &g);
         if let Some(function) = rec.meta.function {
             rec.attrs.push(KeyValue::new(
                 Key::from_static_str(sc::CODE_FUNCTION_NAME),
@@ -163,30 +164,30 @@ pub(crate) fn finish(rec: &mut Record, mut g: GenAi, policy: &ContentPolicy) {
         if let Some(raw) = g.system_prompt.take() {
             let kind = ContentKind::SystemInstructions;
             let json = match messages::is_json_like(&raw) {
-                true => policy.render(kind, messages::system_instructions(raw)),
-                false => policy.render_text_parts(kind, raw, ""),
+                true => policy.render(kind, messages::system_instructions(raw.into_owned())),
+                false => policy.render_text_parts(kind, &raw, ""),
             };
             push(content, sc::GEN_AI_SYSTEM_INSTRUCTIONS, json);
         }
         if let Some(raw) = g.prompt.take() {
             let kind = ContentKind::InputMessages;
             let json = match messages::is_json_like(&raw) {
-                true => policy.render(kind, messages::input_messages(raw)),
-                false => policy.render_text_parts(kind, raw, ""),
+                true => policy.render(kind, messages::input_messages(raw.into_owned())),
+                false => policy.render_text_parts(kind, &raw, ""),
             };
             push(content, sc::GEN_AI_INPUT_MESSAGES, json);
         }
         if let Some(raw) = g.completion.take() {
             let kind = ContentKind::OutputMessages;
             let json = if messages::is_json_like(&raw) {
-                let (v, found) = messages::output_messages(raw, &finish_reasons);
+                let (v, found) = messages::output_messages(raw.into_owned(), &finish_reasons);
                 if finish_reasons.is_empty() {
                     finish_reasons = found;
                 }
                 policy.render(kind, v)
             } else {
                 let reason = finish_reasons.first().map_or("stop", String::as_str);
-                policy.render_text_parts(kind, raw, reason)
+                policy.render_text_parts(kind, &raw, reason)
             };
             push(content, sc::GEN_AI_OUTPUT_MESSAGES, json);
         }

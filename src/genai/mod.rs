@@ -5,7 +5,7 @@
 mod finish;
 pub(crate) mod messages;
 
-pub(crate) use finish::finish;
+pub(crate) use finish::{finish, push_inherited};
 
 use std::borrow::Cow;
 
@@ -158,7 +158,15 @@ pub(crate) enum FieldValue<'a> {
     Str(Cow<'a, str>),
 }
 
-impl FieldValue<'_> {
+impl<'a> FieldValue<'a> {
+    /// The value as text, borrowed when it is a string.
+    fn into_cow(self) -> Cow<'a, str> {
+        match self {
+            FieldValue::Str(s) => s,
+            other => Cow::Owned(other.into_string()),
+        }
+    }
+
     fn into_string(self) -> String {
         match self {
             FieldValue::Str(s) => s.into_owned(),
@@ -306,7 +314,7 @@ impl Feedback {
 
 /// The GenAI side of one span, filled while it is open.
 #[derive(Debug, Default)]
-pub(crate) struct GenAi {
+pub(crate) struct GenAi<'a> {
     /// A vocabulary field was recorded: this is an LLM span.
     pub(crate) active: bool,
     pub(crate) operation: Option<StringValue>,
@@ -315,9 +323,12 @@ pub(crate) struct GenAi {
     pub(crate) response_model: Option<StringValue>,
     pub(crate) response_id: Option<String>,
     pub(crate) finish_reasons: Vec<String>,
-    pub(crate) prompt: Option<String>,
-    pub(crate) system_prompt: Option<String>,
-    pub(crate) completion: Option<String>,
+    /// Borrowed from the record's buffer: copied only into the message JSON.
+    pub(crate) prompt: Option<Cow<'a, str>>,
+    /// Borrowed from the record's buffer: copied only into the message JSON.
+    pub(crate) system_prompt: Option<Cow<'a, str>>,
+    /// Borrowed from the record's buffer: copied only into the message JSON.
+    pub(crate) completion: Option<Cow<'a, str>>,
     pub(crate) usage: [Option<i64>; 5],
     pub(crate) cost: Option<f64>,
     pub(crate) tool_name: Option<StringValue>,
@@ -355,7 +366,7 @@ pub(crate) fn string_array(items: Vec<String>) -> Value {
     ))
 }
 
-impl GenAi {
+impl<'a> GenAi<'a> {
     /// Applies one vocabulary field (on the export thread). `field` is the
     /// name as written, kept for values that cannot be mapped safely: they
     /// stay visible under that name in `attrs`.
@@ -364,7 +375,7 @@ impl GenAi {
         attrs: &mut Vec<KeyValue>,
         key: LlmKey,
         field: &'static str,
-        value: FieldValue<'_>,
+        value: FieldValue<'a>,
     ) {
         use LlmKey::*;
         self.active = true;
@@ -390,9 +401,9 @@ impl GenAi {
                     .map(|r| messages::finish_reason(r))
                     .collect()
             }
-            Prompt => self.prompt = Some(value.into_string()),
-            SystemPrompt => self.system_prompt = Some(value.into_string()),
-            Completion => self.completion = Some(value.into_string()),
+            Prompt => self.prompt = Some(value.into_cow()),
+            SystemPrompt => self.system_prompt = Some(value.into_cow()),
+            Completion => self.completion = Some(value.into_cow()),
             InputTokens | OutputTokens | CacheReadTokens | CacheWriteTokens | ReasoningTokens => {
                 match value.count() {
                     Some(n) => self.usage[usage_slot(key)] = Some(n),
@@ -521,7 +532,7 @@ impl LlmKey {
     }
 }
 
-impl GenAi {
+impl GenAi<'_> {
     /// The operation written, or inferred from the fields present.
     pub(crate) fn operation(&mut self) -> StringValue {
         if let Some(op) = self.operation.take() {
