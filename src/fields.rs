@@ -5,6 +5,7 @@
 //! field name is compared per span.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -133,7 +134,25 @@ fn plans() -> &'static RwLock<PlanMap> {
 /// The plan of a callsite, compiled on first use. Plans live as long as the
 /// process, like the callsites they describe.
 pub(crate) fn plan_for(meta: &'static Metadata<'static>) -> &'static FieldPlan {
+    // Each thread keeps the plans it used last in a small direct-mapped
+    // table: the shared map's lock is taken once per callsite and thread.
+    type Slot = Cell<Option<(usize, &'static FieldPlan)>>;
+    thread_local! {
+        static RECENT: [Slot; 32] = const { [const { Cell::new(None) }; 32] };
+    }
     let key = meta as *const Metadata<'static> as usize;
+    let slot = (key >> 4) & 31;
+    if let Ok(Some((k, plan))) = RECENT.try_with(|r| r[slot].get()) {
+        if k == key {
+            return plan;
+        }
+    }
+    let plan = plan_shared(meta, key);
+    let _ = RECENT.try_with(|r| r[slot].set(Some((key, plan))));
+    plan
+}
+
+fn plan_shared(meta: &'static Metadata<'static>, key: usize) -> &'static FieldPlan {
     if let Some(plan) = plans().read().ok().and_then(|m| m.get(&key).copied()) {
         return plan;
     }

@@ -356,7 +356,7 @@ where
         let inherited = parent.as_mut().and_then(|p| p.inherited.take());
         let cx = shared.new_cx(parent);
         let state = if shared.records(&cx) {
-            let mut rec = shared.pool.get(cx, meta, shared.code_location);
+            let mut rec = shared.pool.get(cx, plan, meta, shared.code_location);
             rec.inherited = inherited;
             attrs.record(&mut SpanVisitor::new(
                 plan,

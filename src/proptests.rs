@@ -95,10 +95,9 @@ proptest! {
     }
 
     #[test]
-    fn escaping_round_trips_and_is_sized_exactly(text in "(?s)[\\x00-\\x7f]{0,300}|.{0,300}") {
+    fn escaping_round_trips(text in "(?s)[\\x00-\\x7f]{0,300}|.{0,300}") {
         let mut out = String::new();
         crate::content::escape_json_str(&mut out, &text);
-        prop_assert_eq!(out.len(), crate::content::escaped_len(&text));
         prop_assert_eq!(serde_json::from_str::<String>(&out).expect("valid JSON"), text);
     }
 

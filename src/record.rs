@@ -17,7 +17,7 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing_core::Metadata;
 
 use crate::content::ContentPolicy;
-use crate::fields::{plan_for, FieldPlan, Role, SpanMeta};
+use crate::fields::{FieldPlan, Role, SpanMeta};
 use crate::genai::{apply_inherited, FieldValue, GenAi, Inherited, LlmKey};
 use crate::layer::SpanCx;
 use crate::scrub::scrub_str;
@@ -76,11 +76,16 @@ const INITIAL_BUF: usize = 512;
 const POOL_SIZE: usize = 4096;
 
 impl Record {
-    fn new(cx: SpanCx, callsite: &'static Metadata<'static>, code_location: bool) -> Record {
+    fn new(
+        cx: SpanCx,
+        plan: &'static FieldPlan,
+        callsite: &'static Metadata<'static>,
+        code_location: bool,
+    ) -> Record {
         let now = SystemTime::now();
         Record {
             cx,
-            plan: plan_for(callsite),
+            plan,
             callsite,
             code_location,
             meta: SpanMeta::new(callsite),
@@ -97,9 +102,15 @@ impl Record {
     }
 
     /// Reinitializes a pooled record for a new span, keeping its buffers.
-    fn reset(&mut self, cx: SpanCx, callsite: &'static Metadata<'static>, code_location: bool) {
+    fn reset(
+        &mut self,
+        cx: SpanCx,
+        plan: &'static FieldPlan,
+        callsite: &'static Metadata<'static>,
+        code_location: bool,
+    ) {
         self.cx = cx;
-        self.plan = plan_for(callsite);
+        self.plan = plan;
         self.callsite = callsite;
         self.code_location = code_location;
         self.meta = SpanMeta::new(callsite);
@@ -281,15 +292,16 @@ impl Pool {
     pub(crate) fn get(
         &self,
         cx: SpanCx,
+        plan: &'static FieldPlan,
         callsite: &'static Metadata<'static>,
         code_location: bool,
     ) -> Box<Record> {
         match self.rx.try_recv() {
             Ok(mut rec) => {
-                rec.reset(cx, callsite, code_location);
+                rec.reset(cx, plan, callsite, code_location);
                 rec
             }
-            Err(_) => Box::new(Record::new(cx, callsite, code_location)),
+            Err(_) => Box::new(Record::new(cx, plan, callsite, code_location)),
         }
     }
 

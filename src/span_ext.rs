@@ -208,7 +208,12 @@ impl SpanExt for tracing::Span {
                 SpanState::Sampled(rec) if shared.records(&cx) => rec.cx = cx,
                 SpanState::Sampled(_) => *state = SpanState::Unsampled(cx),
                 SpanState::Unsampled(_) if shared.records(&cx) => {
-                    *state = SpanState::Sampled(shared.pool.get(cx, meta, shared.code_location))
+                    *state = SpanState::Sampled(shared.pool.get(
+                        cx,
+                        crate::fields::plan_for(meta),
+                        meta,
+                        shared.code_location,
+                    ))
                 }
                 SpanState::Unsampled(old) => *old = cx,
             }
