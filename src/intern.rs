@@ -81,11 +81,14 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
     thread_local! {
         static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
     }
+    fn join(out: &mut String, op: &str, target: &str) {
+        out.push_str(op);
+        out.push(' ');
+        out.push_str(target);
+    }
     let owned = || {
         let mut name = String::with_capacity(op.len() + 1 + target.len());
-        name.push_str(op);
-        name.push(' ');
-        name.push_str(target);
+        join(&mut name, op, target);
         Cow::Owned(name)
     };
     if op.len() + 1 + target.len() > MAX_NAME_LEN {
@@ -95,9 +98,7 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
         .with(|scratch| {
             let mut scratch = scratch.try_borrow_mut().ok()?;
             scratch.clear();
-            scratch.push_str(op);
-            scratch.push(' ');
-            scratch.push_str(target);
+            join(&mut scratch, op, target);
             let mut names = NAMES.get_or_init(Default::default).lock().ok()?;
             if let Some((name, ())) = names.get_key_value(scratch.as_str()) {
                 return Some(Cow::Borrowed(*name));

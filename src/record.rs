@@ -194,8 +194,9 @@ impl Record {
     ///
     /// String values are searched for credentials here, once, at their
     /// source: everything derived from them (message JSON included) is then
-    /// clean, since escaping only ever inserts a backslash, which no
-    /// credential contains.
+    /// clean. JSON escaping cannot make a credential: it inserts a backslash,
+    /// which ends any credential's run of characters, and the sequence after
+    /// it (`n`, `u001b`…) follows a character no credential starts after.
     pub(crate) fn decode(&mut self, policy: &ContentPolicy) {
         let buf = std::mem::take(&mut self.buf);
         let scrub = policy.scrubber.enabled;
