@@ -79,6 +79,20 @@ fn count(rx: &Receiver, batch: &str) -> usize {
         .count()
 }
 
+/// The guard's counters once `done` holds of them (or after 5 s): the
+/// receiver counts a request before the exporter has read the answer and
+/// updated its counters.
+fn stats_when(guard: &Guard, done: impl Fn(&tracing_llm::Stats) -> bool) -> tracing_llm::Stats {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = guard.stats();
+        if done(&stats) || Instant::now() >= deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn wait_for(rx: &Receiver, batch: &str, n: usize, within: Duration) -> usize {
     let deadline = Instant::now() + within;
     loop {
@@ -118,7 +132,7 @@ fn collector_appears_after_start(t: Transport) {
         "{:?}",
         guard.stats()
     );
-    let stats = guard.stats();
+    let stats = stats_when(&guard, |s| s.exported >= 40);
     assert_eq!(
         (stats.exported, stats.failed, stats.dropped),
         (40, 0, 0),
@@ -212,7 +226,7 @@ fn unavailable_is_retried_until_accepted(t: Transport) {
     let guard = with_layer(endpoint(t, rx.port()), || emit(10, "retried"));
     assert_eq!(wait_for(&rx, "retried", 10, Duration::from_secs(8)), 10);
     let elapsed = start.elapsed();
-    let stats = guard.stats();
+    let stats = stats_when(&guard, |s| s.exported >= 10);
     assert_eq!(
         (stats.exported, stats.retried, stats.failed),
         (10, 20, 0),
@@ -251,7 +265,7 @@ fn invalid_batches_are_dropped_and_later_ones_flow(t: Transport) {
     tracing::dispatcher::with_default(&dispatch, || emit(5, "accepted"));
     assert_eq!(wait_for(&rx, "accepted", 5, Duration::from_secs(5)), 5);
     assert_eq!(count(&rx, "refused"), 0);
-    let stats = guard.stats();
+    let stats = stats_when(&guard, |s| s.exported >= 5);
     assert_eq!(
         (stats.failed, stats.exported, stats.retried),
         (5, 5, 0),
