@@ -17,7 +17,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 use crate::genai::{FieldValue, LlmKey};
-use crate::record::Record;
+use crate::record::{RawValue, Record};
 use crate::semconv;
 
 /// What the layer does with one field of a callsite.
@@ -43,6 +43,9 @@ pub(crate) enum Role {
 #[derive(Debug)]
 pub(crate) struct FieldPlan {
     roles: Box<[Role]>,
+    /// Per field: how a value is taken ([`COPY`], [`CONTENT`]), so the
+    /// common case, a value copied raw, needs one load and one test.
+    fast: Box<[u8]>,
     /// The callsite belongs to the export path's own network stack.
     pub(crate) ignored: bool,
     /// The callsite has a field of the LLM vocabulary.
@@ -92,8 +95,19 @@ impl FieldPlan {
             })
             .collect::<Box<[Role]>>();
         let llm = roles.iter().any(|r| matches!(r, Role::Llm(_)));
+        let fast = roles
+            .iter()
+            .map(|r| match r {
+                Role::Attr | Role::Message => COPY,
+                Role::Llm(key) if key.is_inherited() => 0,
+                Role::Llm(key) if key.is_content() => COPY | CONTENT,
+                Role::Llm(_) => COPY,
+                _ => 0,
+            })
+            .collect();
         FieldPlan {
             roles,
+            fast,
             ignored: is_export_path(meta.target()),
             llm,
         }
@@ -104,6 +118,11 @@ impl FieldPlan {
         self.roles.get(field.index()).copied().unwrap_or(Role::Attr)
     }
 }
+
+/// The value is copied raw into the record, decoded on the export thread.
+const COPY: u8 = 1;
+/// The value is message content: copied only when content is captured.
+const CONTENT: u8 = 2;
 
 /// Hashes the address of a `&'static Metadata`: already unique, so no mixing.
 #[derive(Default)]
@@ -320,7 +339,27 @@ impl<'a> SpanVisitor<'a> {
         }
     }
 
-    #[inline]
+    /// The field's role when its value is only copied, `None` when it needs
+    /// [`value`](Self::value).
+    #[inline(always)]
+    fn copied(&self, field: &Field) -> Option<Role> {
+        let i = field.index();
+        let fast = self.plan.fast.get(i).copied().unwrap_or(COPY);
+        if fast & COPY != 0 && (fast & CONTENT == 0 || self.content) {
+            Some(self.plan.roles.get(i).copied().unwrap_or(Role::Attr))
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn raw(&mut self, field: &Field, value: RawValue, slow: impl FnOnce() -> FieldValue<'static>) {
+        match self.copied(field) {
+            Some(role) => self.rec.push_raw(field.name(), role, self.replace, value),
+            None => self.value(field, slow()),
+        }
+    }
+
     fn value(&mut self, field: &Field, value: FieldValue<'_>) {
         match self.plan.role(field) {
             role @ (Role::Attr | Role::Message) => {
@@ -344,13 +383,13 @@ impl<'a> SpanVisitor<'a> {
 
 impl Visit for SpanVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.value(field, FieldValue::F64(value));
+        self.raw(field, RawValue::F64(value), || FieldValue::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.value(field, FieldValue::I64(value));
+        self.raw(field, RawValue::I64(value), || FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.value(field, FieldValue::U64(value));
+        self.raw(field, RawValue::U64(value), || FieldValue::U64(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         let v = i64::try_from(value)
@@ -365,10 +404,13 @@ impl Visit for SpanVisitor<'_> {
         self.value(field, v);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.value(field, FieldValue::Bool(value));
+        self.raw(field, RawValue::Bool(value), || FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.value(field, FieldValue::Str(value.into()));
+        match self.copied(field) {
+            Some(role) => self.rec.push_str(field.name(), role, self.replace, value),
+            None => self.value(field, FieldValue::Str(value.into())),
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let message = value.to_string();

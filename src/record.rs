@@ -146,32 +146,47 @@ impl Record {
                 return;
             }
         }
-        let value = match value {
-            FieldValue::I64(v) => RawValue::I64(v),
-            FieldValue::U64(v) => RawValue::U64(v),
-            FieldValue::F64(v) => RawValue::F64(v),
-            FieldValue::Bool(v) => RawValue::Bool(v),
-            FieldValue::Str(s) => {
-                let start = self.buf.len();
-                let Ok(start32) = u32::try_from(start) else {
-                    return;
-                };
-                let room = u32::MAX as usize - start;
-                let s = if s.len() <= room {
-                    &s[..]
-                } else {
-                    &s[..floor_char_boundary(&s, room)]
-                };
-                self.buf.push_str(s);
-                RawValue::Str(start32, s.len() as u32)
-            }
-        };
+        match value {
+            FieldValue::I64(v) => self.push_raw(name, role, replace, RawValue::I64(v)),
+            FieldValue::U64(v) => self.push_raw(name, role, replace, RawValue::U64(v)),
+            FieldValue::F64(v) => self.push_raw(name, role, replace, RawValue::F64(v)),
+            FieldValue::Bool(v) => self.push_raw(name, role, replace, RawValue::Bool(v)),
+            FieldValue::Str(s) => self.push_str(name, role, replace, &s),
+        }
+    }
+
+    /// Records a value that is only copied (not an inherited key).
+    #[inline]
+    pub(crate) fn push_raw(
+        &mut self,
+        name: &'static str,
+        role: Role,
+        replace: bool,
+        value: RawValue,
+    ) {
         self.raw.push(Raw {
             name,
             role,
             replace,
             value,
         });
+    }
+
+    /// Copies a string value into the record's buffer (not an inherited key).
+    #[inline]
+    pub(crate) fn push_str(&mut self, name: &'static str, role: Role, replace: bool, s: &str) {
+        let start = self.buf.len();
+        let Ok(start32) = u32::try_from(start) else {
+            return;
+        };
+        let room = u32::MAX as usize - start;
+        let s = if s.len() <= room {
+            s
+        } else {
+            &s[..floor_char_boundary(s, room)]
+        };
+        self.buf.push_str(s);
+        self.push_raw(name, role, replace, RawValue::Str(start32, s.len() as u32));
     }
 
     /// Approximate memory this record holds, for the queue's byte bound.
