@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver};
 use opentelemetry::trace::{SpanContext, TraceFlags};
-use opentelemetry::InstrumentationScope;
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
@@ -53,6 +53,7 @@ pub(crate) fn start(
             pending_bytes: 0,
         }),
         secret_keys: Default::default(),
+        scratch: Vec::new(),
         released: 0,
         released_n: 0,
         settings,
@@ -91,6 +92,9 @@ struct Worker {
     pool: Pool,
     otlp: Option<Lane>,
     secret_keys: crate::scrub::KeyCache,
+    /// Where a span's attributes are built before being copied out at
+    /// their exact length.
+    scratch: Vec<KeyValue>,
     /// Queue bytes taken off the queue but not yet subtracted from the counter.
     released: u64,
     released_n: u32,
@@ -276,7 +280,13 @@ impl Worker {
         }
         let span = match item {
             Item::Record(mut rec) => {
-                let span = to_span_data(&mut rec, &self.scope, &self.policy, &mut self.secret_keys);
+                let span = to_span_data(
+                    &mut rec,
+                    &self.scope,
+                    &self.policy,
+                    &mut self.secret_keys,
+                    &mut self.scratch,
+                );
                 self.pool.put(rec);
                 span
             }
@@ -467,7 +477,14 @@ pub(crate) fn to_span_data(
     scope: &InstrumentationScope,
     policy: &ContentPolicy,
     secret_keys: &mut crate::scrub::KeyCache,
+    scratch: &mut Vec<KeyValue>,
 ) -> SpanData {
+    // Attributes are built in a reused buffer and copied out at their exact
+    // length: one allocation per span, of no more than the span needs.
+    let mut work = std::mem::take(scratch);
+    work.clear();
+    work.append(&mut rec.attrs);
+    rec.attrs = work;
     // Attributes set as such (and inherited ones) are searched for
     // credentials here, their keys decided one by one (they may be owned
     // strings); decoded field values were scrubbed as they were decoded, and
@@ -478,7 +495,8 @@ pub(crate) fn to_span_data(
     let cx = &rec.cx;
     let meta = &mut rec.meta;
     let (start, end) = (rec.start, rec.end);
-    let mut attrs = std::mem::take(&mut rec.attrs);
+    let mut attrs: Vec<KeyValue> = rec.attrs.drain(..).collect();
+    *scratch = std::mem::take(&mut rec.attrs);
     let mut events = std::mem::take(&mut rec.events);
     let split = given.min(attrs.len());
     let (given, decoded) = attrs.split_at_mut(split);
