@@ -119,6 +119,16 @@ impl Worker {
                 recv(self.rx) -> item => match item {
                     Ok(item) => {
                         self.push(item);
+                        // What else is queued is taken without going back
+                        // through `select!` and its clock reads: a busy queue
+                        // costs one channel read per span. Control messages
+                        // wait for at most one batch.
+                        while self.batch.len() < self.settings.max_export_batch_size {
+                            match self.rx.try_recv() {
+                                Ok(item) => self.push(item),
+                                Err(_) => break,
+                            }
+                        }
                         if self.batch.len() >= self.settings.max_export_batch_size {
                             self.export();
                             deadline = Instant::now() + self.settings.scheduled_delay;
