@@ -50,6 +50,9 @@ pub(crate) struct FieldPlan {
     pub(crate) ignored: bool,
     /// The callsite has a field of the LLM vocabulary.
     pub(crate) llm: bool,
+    /// A field is named like a secret under the built-in list: its value is
+    /// withheld on export (see `Scrubber::builtin_keys`).
+    pub(crate) secret_named: bool,
 }
 
 /// Targets of the crates the exporter runs on. Their spans and events are
@@ -105,9 +108,14 @@ impl FieldPlan {
                 _ => 0,
             })
             .collect();
+        let secret_named = meta
+            .fields()
+            .iter()
+            .any(|f| crate::scrub::builtin_secret_key(f.name()));
         FieldPlan {
             roles,
             fast,
+            secret_named,
             ignored: is_export_path(meta.target()),
             llm,
         }

@@ -94,18 +94,35 @@ impl Default for Scrubber {
     }
 }
 
+/// Whether `key` names a secret: it contains one of `parts` (lowercase),
+/// compared without allocating. Token counts are numbers, not credentials.
+fn key_matches<'a>(parts: impl IntoIterator<Item = &'a str>, key: &str) -> bool {
+    if key.ends_with("_tokens") || key.contains(".tokens") {
+        return false;
+    }
+    let key = key.as_bytes();
+    parts.into_iter().any(|k| {
+        let k = k.as_bytes();
+        !k.is_empty() && key.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k))
+    })
+}
+
+/// Whether `key` names a secret under the built-in list.
+pub(crate) fn builtin_secret_key(key: &str) -> bool {
+    key_matches(DEFAULT_SECRET_KEYS.iter().copied(), key)
+}
+
 impl Scrubber {
     fn key_is_secret(&self, key: &str) -> bool {
-        // Token counts are numbers, not credentials.
-        if key.ends_with("_tokens") || key.contains(".tokens") {
-            return false;
-        }
-        // `secret_keys` are lowercase: compared without allocating.
-        let key = key.as_bytes();
-        self.secret_keys.iter().any(|k| {
-            let k = k.as_bytes();
-            !k.is_empty() && key.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k))
-        })
+        key_matches(self.secret_keys.iter().map(String::as_str), key)
+    }
+
+    /// Whether the secret-key list is the built-in one: then no convention
+    /// key names a secret (checked by a test over `semconv.rs`), and a
+    /// callsite's field names were judged once, in its plan.
+    pub(crate) fn builtin_keys(&self) -> bool {
+        self.secret_keys.len() == DEFAULT_SECRET_KEYS.len()
+            && self.secret_keys.iter().zip(DEFAULT_SECRET_KEYS).all(|(a, b)| a == b)
     }
 
     /// How an attribute's value is scrubbed, decided from its key.
@@ -284,6 +301,36 @@ pub(crate) fn scrub_str(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every string constant of `semconv.rs`: the keys the crate writes.
+    fn semconv_literals() -> Vec<&'static str> {
+        let src = include_str!("semconv.rs");
+        let mut out = Vec::new();
+        for line in src.lines().filter(|l| l.contains("pub const")) {
+            if let (Some(a), Some(b)) = (line.find('"'), line.rfind('"')) {
+                if b > a {
+                    out.push(&line[a + 1..b]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_convention_key_names_a_secret() {
+        // The export path skips the key check of decoded attributes when
+        // the built-in list is in use: true only while this holds.
+        let keys = semconv_literals();
+        assert!(keys.len() > 100, "semconv.rs constants not found: {}", keys.len());
+        assert!(keys.contains(&"gen_ai.usage.input_tokens"));
+        for key in keys {
+            assert!(!builtin_secret_key(key), "{key} would be withheld");
+        }
+        // And the check itself finds secret names.
+        assert!(builtin_secret_key("db.password"));
+        assert!(builtin_secret_key("OPENAI_API_KEY"));
+        assert!(!builtin_secret_key("gen_ai.request.max_tokens"));
+    }
 
     #[test]
     fn finds_credentials() {

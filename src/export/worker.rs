@@ -36,6 +36,7 @@ pub(crate) fn start(
     let max_queue_bytes = settings.max_queue_bytes;
     let (ctrl_tx, ctrl_rx) = bounded(16);
     let counters = Arc::new(Counters::default());
+    let policy_builtin_keys = policy.scrubber.builtin_keys();
     let worker = Worker {
         rx,
         ctrl: ctrl_rx,
@@ -54,6 +55,7 @@ pub(crate) fn start(
         }),
         secret_keys: Default::default(),
         scratch: Vec::new(),
+        builtin_keys: policy_builtin_keys,
         released: 0,
         released_n: 0,
         settings,
@@ -95,6 +97,8 @@ struct Worker {
     /// Where a span's attributes are built before being copied out at
     /// their exact length.
     scratch: Vec<KeyValue>,
+    /// The scrubber uses the built-in secret-key list.
+    builtin_keys: bool,
     /// Queue bytes taken off the queue but not yet subtracted from the counter.
     released: u64,
     released_n: u32,
@@ -296,6 +300,7 @@ impl Worker {
                     &self.policy,
                     &mut self.secret_keys,
                     &mut self.scratch,
+                    self.builtin_keys,
                 );
                 self.pool.put(rec);
                 span
@@ -488,6 +493,7 @@ pub(crate) fn to_span_data(
     policy: &ContentPolicy,
     secret_keys: &mut crate::scrub::KeyCache,
     scratch: &mut Vec<KeyValue>,
+    builtin_keys: bool,
 ) -> SpanData {
     // Attributes are built in a reused buffer and copied out at their exact
     // length: one allocation per span, of no more than the span needs.
@@ -511,9 +517,14 @@ pub(crate) fn to_span_data(
     let split = given.min(attrs.len());
     let (given, decoded) = attrs.split_at_mut(split);
     policy.scrubber.scrub_attrs(given, None, true);
-    policy
-        .scrubber
-        .scrub_attrs(decoded, Some(secret_keys), false);
+    // With the built-in key list, decoded attributes carry convention keys
+    // (none names a secret) and the callsite's field names, judged in its
+    // plan: most spans need no key check at all.
+    if !(builtin_keys && !rec.plan.secret_named) {
+        policy
+            .scrubber
+            .scrub_attrs(decoded, Some(secret_keys), false);
+    }
     for event in &mut events {
         policy
             .scrubber
