@@ -43,24 +43,62 @@ thread_local! {
     static TABLE: RefCell<HashMap<Arc<str>, (), BuildHasherDefault<Fx>>> = RefCell::new(HashMap::default());
 }
 
+thread_local! {
+    /// The values interned last, direct-mapped by length and end bytes: a
+    /// repeated name is found with one comparison, without hashing.
+    static RECENT: RefCell<[Option<Arc<str>>; 32]> = const { RefCell::new([const { None }; 32]) };
+}
+
+fn recent_slot(s: &[u8]) -> usize {
+    match s {
+        [] => 0,
+        [first, .., last] => (s.len() ^ usize::from(*first) ^ (usize::from(*last) << 1)) & 31,
+        [only] => (1 ^ usize::from(*only)) & 31,
+    }
+}
+
 /// A shared string equal to `s`.
 pub(crate) fn intern(s: &str) -> StringValue {
     if s.len() > MAX_LEN {
         return StringValue::from(s.to_owned());
     }
+    let slot = recent_slot(s.as_bytes());
+    let hit = RECENT.try_with(|r| {
+        let r = r.try_borrow().ok()?;
+        r[slot]
+            .as_ref()
+            .filter(|shared| shared.as_bytes() == s.as_bytes())
+            .map(|shared| StringValue::from(Arc::clone(shared)))
+    });
+    if let Ok(Some(v)) = hit {
+        return v;
+    }
+    match shared(s) {
+        Some(shared) => {
+            let _ = RECENT.try_with(|r| {
+                if let Ok(mut r) = r.try_borrow_mut() {
+                    r[slot] = Some(Arc::clone(&shared));
+                }
+            });
+            StringValue::from(shared)
+        }
+        None => StringValue::from(s.to_owned()),
+    }
+}
+
+/// The table's shared copy of `s`, added if there is room.
+fn shared(s: &str) -> Option<Arc<str>> {
     TABLE.with(|t| {
-        let Ok(mut table) = t.try_borrow_mut() else {
-            return StringValue::from(s.to_owned());
-        };
+        let mut table = t.try_borrow_mut().ok()?;
         if let Some((shared, ())) = table.get_key_value(s) {
-            return StringValue::from(Arc::clone(shared));
+            return Some(Arc::clone(shared));
         }
         if table.len() >= MAX_ENTRIES {
-            return StringValue::from(s.to_owned());
+            return None;
         }
         let shared: Arc<str> = Arc::from(s);
         table.insert(Arc::clone(&shared), ());
-        StringValue::from(shared)
+        Some(shared)
     })
 }
 
