@@ -520,7 +520,7 @@ pub(crate) fn to_span_data(
     // With the built-in key list, decoded attributes carry convention keys
     // (none names a secret) and the callsite's field names, judged in its
     // plan: most spans need no key check at all.
-    if !(builtin_keys && !rec.plan.secret_named) {
+    if !builtin_keys || rec.plan.secret_named {
         policy
             .scrubber
             .scrub_attrs(decoded, Some(secret_keys), false);
