@@ -644,9 +644,15 @@ fn redaction_hashing_and_overrides() {
             otel.name = "answer",
             otel.kind = "internal"
         )
-        .in_scope(|| {});
+        .in_scope(|| {
+            // One inherits the hashed id, one sets its own user.
+            info_span!("same_user").in_scope(|| {});
+            info_span!("other_user", llm.user = "bob").in_scope(|| {
+                info_span!("child_of_other").in_scope(|| {});
+            });
+        });
     });
-    wait(&rx, 1);
+    wait(&rx, 4);
     let s = rx.span("answer");
     assert_eq!(
         s.span.kind,
@@ -657,9 +663,20 @@ fn redaction_hashing_and_overrides() {
     assert!(!contains(&raw_bytes(&rx), "4111"));
     assert!(text(&s, GEN_AI_INPUT_MESSAGES).contains("[redacted]"));
     let user = text(&s, USER_ID);
-    assert_eq!(user.len(), 64);
-    assert_ne!(user, "alice");
+    let sha = |id: &str| {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::new()
+            .chain_update(b"pepper")
+            .chain_update(id.as_bytes())
+            .finalize();
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    assert_eq!(user, sha("alice"));
     assert!(!contains(&raw_bytes(&rx), "alice"));
+    assert_eq!(text(&rx.span("same_user"), USER_ID), sha("alice"));
+    assert_eq!(text(&rx.span("other_user"), USER_ID), sha("bob"));
+    assert_eq!(text(&rx.span("child_of_other"), USER_ID), sha("bob"));
+    assert!(!contains(&raw_bytes(&rx), "bob"));
 }
 
 #[test]

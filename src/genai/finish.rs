@@ -61,7 +61,10 @@ pub(crate) fn push_inherited(rec: &mut Record, policy: &ContentPolicy) {
     if let Some(inh) = rec.inherited.take() {
         if let Some(user) = &inh.user {
             let user = match &policy.hash_user_ids {
-                Some(salt) => hash_user(salt, user),
+                Some(salt) => inh
+                    .user_hashed
+                    .get_or_init(|| StringValue::from(hash_user(salt, user.as_str())))
+                    .clone(),
                 None => user.clone(),
             };
             push(&mut rec.attrs, sc::USER_ID, user);

@@ -8,6 +8,7 @@ pub(crate) mod messages;
 pub(crate) use finish::{finish, push_inherited};
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use opentelemetry::trace::Event;
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
@@ -265,8 +266,12 @@ pub(crate) fn string_list(v: FieldValue<'_>) -> Vec<String> {
 /// Values a span passes on to every descendant: user, session, tags, metadata.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Inherited {
-    pub(crate) user: Option<String>,
-    pub(crate) session: Option<String>,
+    /// Shared text: every descendant's attribute refers to the same copy.
+    pub(crate) user: Option<StringValue>,
+    /// The user id as exported when ids are hashed, computed once for the
+    /// span and all its descendants.
+    pub(crate) user_hashed: std::sync::OnceLock<StringValue>,
+    pub(crate) session: Option<StringValue>,
     pub(crate) tags: Vec<String>,
     pub(crate) metadata: Vec<(Cow<'static, str>, Value)>,
 }
@@ -507,8 +512,11 @@ pub(crate) fn apply_inherited(
 ) {
     use LlmKey::*;
     match key {
-        User => inh.user = Some(value.into_string()),
-        Session => inh.session = Some(value.into_string()),
+        User => {
+            inh.user = Some(shared_text(value));
+            inh.user_hashed = Default::default();
+        }
+        Session => inh.session = Some(shared_text(value)),
         Tags => inh.tags = string_list(value),
         Metadata => {
             let md = &mut inh.metadata;
@@ -520,6 +528,15 @@ pub(crate) fn apply_inherited(
         }
         _ => {}
     }
+}
+
+/// A value's text as a reference-counted string.
+fn shared_text(value: FieldValue<'_>) -> StringValue {
+    let text: Arc<str> = match value {
+        FieldValue::Str(s) => Arc::from(&*s),
+        other => Arc::from(other.into_string()),
+    };
+    StringValue::from(text)
 }
 
 impl LlmKey {
