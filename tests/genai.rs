@@ -635,7 +635,7 @@ fn redaction_hashing_and_overrides() {
             }
         })
         .with_hashed_user_ids("pepper");
-    run(p, |_| {
+    run(p, |guard| {
         info_span!(
             "custom",
             llm.model = "gpt-4o",
@@ -647,6 +647,9 @@ fn redaction_hashing_and_overrides() {
         .in_scope(|| {
             // One inherits the hashed id, one sets its own user.
             info_span!("same_user").in_scope(|| {});
+            // Exported first: its hashed id is then already computed when
+            // a descendant replaces the user.
+            guard.force_flush().expect("flush");
             info_span!("other_user", llm.user = "bob").in_scope(|| {
                 info_span!("child_of_other").in_scope(|| {});
             });
