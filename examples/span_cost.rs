@@ -1,14 +1,16 @@
 //! Cost of one LLM-call span, pipeline by pipeline.
 //!
 //! ```text
-//! cargo run --release --example span_cost -- PIPELINE N
+//! cargo run --release --example span_cost -- PIPELINE N [agent-tree]
 //! ```
 //!
 //! PIPELINE is `none`, `registry`, `tracing-llm`, `tracing-llm-unsampled`,
 //! `tracing-opentelemetry` (simple processor), `tracing-opentelemetry-batch`
 //! (the SDK's default batch processor) or `otel-sdk`. It makes N identical
 //! spans in a tight loop, exports them to an exporter that only counts, and
-//! prints spans per second, exported and dropped counts, and peak RSS.
+//! prints spans per second, exported and dropped counts, and peak RSS. With
+//! `agent-tree` each iteration is an agent span with three children
+//! (retrieval, generation, tool) instead: N trees, 4·N spans.
 //!
 //! Instructions per span, stable on a noisy machine:
 //! `valgrind --tool=cachegrind` at two N, then (I(N2) − I(N1)) / (N2 − N1).
@@ -25,14 +27,14 @@ fn main() {
     let usage = || {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
         eprintln!(
-            "usage: span_cost PIPELINE N\n  PIPELINE: {}",
+            "usage: span_cost PIPELINE N [agent-tree]\n  PIPELINE: {}",
             names.join(" | ")
         );
         std::process::exit(2);
     };
     if args.len() == 1 {
         // Run as a test would: a quick smoke run of the tracing-llm pipeline.
-        run(Kind::TracingLlm, 1_000);
+        run(Kind::TracingLlm, 1_000, false);
         return;
     }
     let (Some(kind), Some(n)) = (
@@ -41,16 +43,32 @@ fn main() {
     ) else {
         return usage();
     };
-    run(kind, n);
+    let tree = match args.get(3).map(String::as_str) {
+        None => false,
+        Some("agent-tree") => true,
+        Some(_) => return usage(),
+    };
+    if tree && kind == Kind::OtelSdk {
+        eprintln!("span_cost: agent-tree is made with tracing; otel-sdk has no such shape");
+        std::process::exit(2);
+    }
+    run(kind, n, tree);
 }
 
-fn run(kind: Kind, n: u64) {
+fn run(kind: Kind, n: u64, tree: bool) {
     let setup = Setup::new(kind);
     let installed = setup.install();
     let start = Instant::now();
-    for _ in 0..n {
-        setup.llm_call();
+    if tree {
+        for _ in 0..n {
+            pipelines::agent_tree();
+        }
+    } else {
+        for _ in 0..n {
+            setup.llm_call();
+        }
     }
+    let n = if tree { 4 * n } else { n };
     let elapsed = start.elapsed();
     drop(installed);
     let rss = pipelines::peak_rss_kib();

@@ -384,14 +384,7 @@ impl Pipeline {
             max_bytes: max_content_bytes.unwrap_or(DEFAULT_MAX_CONTENT_BYTES),
             redactor,
             hash_user_ids,
-            scrubber: {
-                let mut s = crate::scrub::Scrubber {
-                    enabled: !no_scrubbing,
-                    ..Default::default()
-                };
-                s.secret_keys.extend(secret_fields);
-                s
-            },
+            scrubber: crate::scrub::Scrubber::new(!no_scrubbing, secret_fields),
         });
 
         let pool = Pool::default();

@@ -150,4 +150,27 @@ proptest! {
         prop_assert_eq!(crate::scrub::scrub_str(&once), None);
         let _ = crate::scrub::scrub_str(&text);
     }
+
+    #[test]
+    fn secret_names_match_like_a_plain_search(
+        key in "[a-zA-Z_.-]{0,40}",
+        extra in prop::collection::vec("[a-zA-Z_]{1,6}", 0..80),
+    ) {
+        // The indexed one-pass search agrees with searching every part at
+        // every position, with more than 64 parts too (the rest are searched
+        // the plain way).
+        let naive = |parts: &[String]| {
+            let k = key.as_bytes();
+            let found = parts.iter().any(|p| {
+                let p = p.as_bytes();
+                !p.is_empty() && k.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
+            });
+            found && !(key.ends_with("_tokens") || key.contains(".tokens"))
+        };
+        let mut parts: Vec<String> = crate::scrub::DEFAULT_SECRET_KEYS.iter().map(|s| s.to_string()).collect();
+        parts.extend(extra.iter().cloned());
+        let scrubber = crate::scrub::Scrubber::new(true, extra.clone());
+        prop_assert_eq!(scrubber.key_is_secret(&key), naive(&parts), "key {}", key);
+        prop_assert_eq!(scrubber.builtin_keys(), extra.iter().all(|e| crate::scrub::DEFAULT_SECRET_KEYS.contains(&e.to_ascii_lowercase().as_str())));
+    }
 }

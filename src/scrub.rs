@@ -6,14 +6,22 @@ use std::collections::HashMap;
 
 use opentelemetry::{KeyValue, StringValue, Value};
 
-/// What to do with an attribute, by the address and length of its key's
-/// text (keys are nearly always static strings), as decided so far: a small
-/// direct-mapped table in front of a map.
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<crate::intern::Fx>>;
+
+/// What to do with an attribute, as decided so far: by the address and
+/// length of its key's text for static keys (a small direct-mapped table in
+/// front of a map), by the text itself for keys that may be owned.
 #[derive(Clone, Debug)]
 pub(crate) struct KeyCache {
     recent: [(usize, usize, Treatment); 64],
-    all: HashMap<(usize, usize), Treatment, std::hash::BuildHasherDefault<crate::intern::Fx>>,
+    all: FxMap<(usize, usize), Treatment>,
+    by_text: FxMap<Box<str>, Treatment>,
 }
+
+/// Entries each map of a [`KeyCache`] keeps; later keys are decided each time.
+const KEY_CACHE_ENTRIES: usize = 4096;
+/// Longer keys are decided each time, not kept.
+const MAX_CACHED_KEY: usize = 128;
 
 impl Default for KeyCache {
     fn default() -> Self {
@@ -21,8 +29,18 @@ impl Default for KeyCache {
             // No key's text starts at address 0: every slot starts empty.
             recent: [(0, 0, Treatment::Search); 64],
             all: HashMap::default(),
+            by_text: HashMap::default(),
         }
     }
+}
+
+/// How the keys of the attributes being scrubbed are looked up.
+pub(crate) enum Keys<'a> {
+    /// Static strings: decided once per address.
+    Static(&'a mut KeyCache),
+    /// Possibly owned strings (an owned key's address can be reused by
+    /// another key): decided once per text.
+    Any(&'a mut KeyCache),
 }
 
 impl KeyCache {
@@ -38,13 +56,25 @@ impl KeyCache {
             Some(t) => *t,
             None => {
                 let t = decide(key);
-                if self.all.len() < 4096 {
+                if self.all.len() < KEY_CACHE_ENTRIES {
                     self.all.insert(id, t);
                 }
                 t
             }
         };
         self.recent[slot] = (id.0, id.1, t);
+        t
+    }
+
+    #[inline]
+    fn get_by_text(&mut self, key: &str, decide: impl FnOnce(&str) -> Treatment) -> Treatment {
+        if let Some(t) = self.by_text.get(key) {
+            return *t;
+        }
+        let t = decide(key);
+        if key.len() <= MAX_CACHED_KEY && self.by_text.len() < KEY_CACHE_ENTRIES {
+            self.by_text.insert(key.into(), t);
+        }
         t
     }
 }
@@ -81,48 +111,122 @@ pub const DEFAULT_SECRET_KEYS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub(crate) struct Scrubber {
     pub(crate) enabled: bool,
-    /// Lowercase parts of attribute names whose values are withheld.
-    pub(crate) secret_keys: Vec<String>,
+    /// Parts of attribute names whose values are withheld.
+    secret_keys: SecretNames,
+    /// `secret_keys` is the built-in list.
+    builtin: bool,
 }
 
 impl Default for Scrubber {
     fn default() -> Self {
-        Scrubber {
-            enabled: true,
-            secret_keys: DEFAULT_SECRET_KEYS.iter().map(|s| s.to_string()).collect(),
-        }
+        Scrubber::new(true, std::iter::empty())
     }
 }
 
-/// Whether `key` names a secret: it contains one of `parts` (lowercase),
-/// compared without allocating. Token counts are numbers, not credentials.
-fn key_matches<'a>(parts: impl IntoIterator<Item = &'a str>, key: &str) -> bool {
-    if key.ends_with("_tokens") || key.contains(".tokens") {
-        return false;
+/// Parts of attribute names, indexed by first byte so that a key is
+/// searched in one pass: each position of the key is looked up once, and
+/// only the parts starting with its byte are compared.
+#[derive(Clone)]
+struct SecretNames {
+    /// Lowercase, non-empty.
+    parts: Vec<Box<[u8]>>,
+    /// For each byte (either case), the parts among the first 64 that start with it.
+    by_first: Box<[u64; 256]>,
+}
+
+impl std::fmt::Debug for SecretNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.parts.iter().map(|p| String::from_utf8_lossy(p)))
+            .finish()
     }
-    let key = key.as_bytes();
-    parts.into_iter().any(|k| {
-        let k = k.as_bytes();
-        !k.is_empty() && key.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k))
-    })
+}
+
+impl SecretNames {
+    fn new<'a>(parts: impl IntoIterator<Item = &'a str>) -> SecretNames {
+        let mut list: Vec<Box<[u8]>> = Vec::new();
+        for p in parts {
+            let p = p.to_ascii_lowercase().into_bytes().into_boxed_slice();
+            if !p.is_empty() && !list.contains(&p) {
+                list.push(p);
+            }
+        }
+        let mut by_first = Box::new([0u64; 256]);
+        for (j, p) in list.iter().enumerate().take(64) {
+            by_first[usize::from(p[0])] |= 1 << j;
+            by_first[usize::from(p[0].to_ascii_uppercase())] |= 1 << j;
+        }
+        SecretNames {
+            parts: list,
+            by_first,
+        }
+    }
+
+    /// Whether `key` contains one of the parts, ignoring ASCII case. Token
+    /// counts (`*_tokens`, `*.tokens*`) are numbers, not credentials.
+    fn matches(&self, key: &str) -> bool {
+        let bytes = key.as_bytes();
+        let found = bytes.iter().enumerate().any(|(i, &b)| {
+            let mut m = self.by_first[usize::from(b)];
+            while m != 0 {
+                let p = &self.parts[m.trailing_zeros() as usize];
+                m &= m - 1;
+                if bytes.len() - i >= p.len() && bytes[i..i + p.len()].eq_ignore_ascii_case(p) {
+                    return true;
+                }
+            }
+            false
+        }) || self.parts.iter().skip(64).any(|p| {
+            bytes.len() >= p.len() && bytes.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
+        });
+        found && !(key.ends_with("_tokens") || key.contains(".tokens"))
+    }
+}
+
+fn builtin_names() -> &'static SecretNames {
+    static NAMES: std::sync::OnceLock<SecretNames> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| SecretNames::new(DEFAULT_SECRET_KEYS.iter().copied()))
 }
 
 /// Whether `key` names a secret under the built-in list.
 pub(crate) fn builtin_secret_key(key: &str) -> bool {
-    key_matches(DEFAULT_SECRET_KEYS.iter().copied(), key)
+    builtin_names().matches(key)
 }
 
 impl Scrubber {
-    fn key_is_secret(&self, key: &str) -> bool {
-        key_matches(self.secret_keys.iter().map(String::as_str), key)
+    /// The built-in secret names plus `extra` ones.
+    pub(crate) fn new(enabled: bool, extra: impl IntoIterator<Item = String>) -> Scrubber {
+        let extra: Vec<String> = extra.into_iter().collect();
+        let builtin = extra.iter().all(|k| {
+            let k = k.to_ascii_lowercase();
+            k.is_empty() || DEFAULT_SECRET_KEYS.contains(&k.as_str())
+        });
+        let secret_keys = if builtin {
+            builtin_names().clone()
+        } else {
+            SecretNames::new(
+                DEFAULT_SECRET_KEYS
+                    .iter()
+                    .copied()
+                    .chain(extra.iter().map(String::as_str)),
+            )
+        };
+        Scrubber {
+            enabled,
+            secret_keys,
+            builtin,
+        }
+    }
+
+    pub(crate) fn key_is_secret(&self, key: &str) -> bool {
+        self.secret_keys.matches(key)
     }
 
     /// Whether the secret-key list is the built-in one: then no convention
     /// key names a secret (checked by a test over `semconv.rs`), and a
     /// callsite's field names were judged once, in its plan.
     pub(crate) fn builtin_keys(&self) -> bool {
-        self.secret_keys.len() == DEFAULT_SECRET_KEYS.len()
-            && self.secret_keys.iter().zip(DEFAULT_SECRET_KEYS).all(|(a, b)| a == b)
+        self.builtin
     }
 
     /// How an attribute's value is scrubbed, decided from its key.
@@ -136,25 +240,19 @@ impl Scrubber {
         }
     }
 
-    /// Scrubs attribute values in place. With a `cache`, keys are decided
-    /// once per address: only for keys that are static strings (an owned
-    /// key's address can be reused by another key). With `search` false only
-    /// secret-named keys are handled: the values were scrubbed at their
-    /// source (see `Record::decode`).
-    pub(crate) fn scrub_attrs(
-        &self,
-        attrs: &mut [KeyValue],
-        mut cache: Option<&mut KeyCache>,
-        search: bool,
-    ) {
+    /// Scrubs attribute values in place, each key decided once per address
+    /// or text (see [`Keys`]). With `search` false only secret-named keys are
+    /// handled: the values were scrubbed at their source (see
+    /// `Record::decode`).
+    pub(crate) fn scrub_attrs(&self, attrs: &mut [KeyValue], mut keys: Keys<'_>, search: bool) {
         if !self.enabled {
             return;
         }
         for kv in attrs {
             let key = kv.key.as_str();
-            let treatment = match cache.as_deref_mut() {
-                Some(cache) => cache.get(key, |k| self.treatment(k)),
-                None => self.treatment(key),
+            let treatment = match &mut keys {
+                Keys::Static(cache) => cache.get(key, |k| self.treatment(k)),
+                Keys::Any(cache) => cache.get_by_text(key, |k| self.treatment(k)),
             };
             if treatment == Treatment::Skip || (treatment == Treatment::Search && !search) {
                 continue;

@@ -93,6 +93,32 @@ fn credentials_are_scrubbed_by_default() {
 }
 
 #[test]
+fn otel_api_spans_are_scrubbed_too() {
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry::KeyValue;
+    let rx = receiver(Transport::Http);
+    run(pipeline(Transport::Http, &rx), |guard| {
+        let tracer = guard.tracer_provider().tracer("api-user");
+        let mut span = tracer.start("api-call");
+        span.set_attribute(KeyValue::new("db.password", "hunter2-correct-horse"));
+        span.set_attribute(KeyValue::new("request.body", format!("key {OPENAI_KEY}")));
+        span.add_event(
+            "sent",
+            vec![KeyValue::new("auth", format!("Bearer {BEARER_TOKEN}"))],
+        );
+        span.end();
+    });
+    rx.wait_for(1, std::time::Duration::from_secs(5));
+    let bytes = raw_bytes(&rx);
+    for secret in ["hunter2-correct-horse", OPENAI_KEY, BEARER_TOKEN] {
+        assert!(!contains(&bytes, secret), "{secret} left the process");
+    }
+    let span = rx.span("api-call");
+    assert_eq!(span.str_attr("db.password"), Some(tracing_llm::REDACTED));
+    assert_eq!(span.str_attr("request.body"), Some("key [REDACTED]"));
+}
+
+#[test]
 fn scrubbing_can_be_turned_off() {
     let rx = receiver(Transport::Http);
     run(

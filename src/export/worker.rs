@@ -305,7 +305,12 @@ impl Worker {
                 self.pool.put(rec);
                 span
             }
-            Item::Sdk(span) => *span,
+            Item::Sdk(mut span) => {
+                // Spans made through the OpenTelemetry API get the same
+                // credential scrubbing as the layer's own.
+                scrub_sdk_span(&mut span, &self.policy, &mut self.secret_keys);
+                *span
+            }
         };
         self.batch.push(span);
     }
@@ -485,6 +490,24 @@ struct Pending {
     due: Instant,
 }
 
+/// Scrubs the attributes and event attributes of a span made through the
+/// OpenTelemetry API.
+fn scrub_sdk_span(
+    span: &mut SpanData,
+    policy: &ContentPolicy,
+    secret_keys: &mut crate::scrub::KeyCache,
+) {
+    use crate::scrub::Keys;
+    let scrubber = &policy.scrubber;
+    scrubber.scrub_attrs(&mut span.attributes, Keys::Any(secret_keys), true);
+    for event in span.events.events.iter_mut() {
+        scrubber.scrub_attrs(&mut event.attributes, Keys::Any(secret_keys), true);
+    }
+    for link in span.links.links.iter_mut() {
+        scrubber.scrub_attrs(&mut link.attributes, Keys::Any(secret_keys), true);
+    }
+}
+
 /// Decodes a record into the SDK's span type. The record keeps its reusable
 /// buffers for the pool.
 pub(crate) fn to_span_data(
@@ -516,19 +539,20 @@ pub(crate) fn to_span_data(
     let mut events = std::mem::take(&mut rec.events);
     let split = given.min(attrs.len());
     let (given, decoded) = attrs.split_at_mut(split);
-    policy.scrubber.scrub_attrs(given, None, true);
+    use crate::scrub::Keys;
+    policy.scrubber.scrub_attrs(given, Keys::Any(secret_keys), true);
     // With the built-in key list, decoded attributes carry convention keys
     // (none names a secret) and the callsite's field names, judged in its
     // plan: most spans need no key check at all.
     if !builtin_keys || rec.plan.secret_named {
         policy
             .scrubber
-            .scrub_attrs(decoded, Some(secret_keys), false);
+            .scrub_attrs(decoded, Keys::Static(secret_keys), false);
     }
     for event in &mut events {
         policy
             .scrubber
-            .scrub_attrs(&mut event.attributes, None, true);
+            .scrub_attrs(&mut event.attributes, Keys::Any(secret_keys), true);
     }
     let links = std::mem::take(&mut rec.links);
     let status = meta.status();
