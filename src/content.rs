@@ -221,11 +221,35 @@ impl ContentPolicy {
 
     /// Redacts and bounds plain text (the retrieval query).
     pub(crate) fn render_text(&self, kind: ContentKind, text: String) -> String {
+        // Escaping makes at most 6 bytes of one: text this short fits as it
+        // is, and no hook needs to see it.
+        if self.redactor.is_none() && text.len().saturating_mul(6).saturating_add(2) <= self.max_bytes
+        {
+            return text;
+        }
         match self.render(kind, Value::String(text)).parse::<Value>() {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
             Err(_) => String::new(),
         }
+    }
+
+    /// JSON text (an object or an array) bounded and redacted as JSON, or
+    /// `None` when it is not JSON. When no hook needs the value and the text
+    /// fits, it is only validated, not built and written again: it is kept
+    /// as written.
+    pub(crate) fn render_json_text(&self, kind: ContentKind, raw: &str) -> Option<String> {
+        if !crate::genai::messages::is_json_like(raw) {
+            return None;
+        }
+        let raw = raw.trim();
+        if self.redactor.is_none() && raw.len() <= self.max_bytes {
+            return serde_json::from_str::<serde::de::IgnoredAny>(raw)
+                .is_ok()
+                .then(|| raw.to_string());
+        }
+        let value = serde_json::from_str::<Value>(raw).ok()?;
+        Some(self.render(kind, value))
     }
 }
 

@@ -173,4 +173,32 @@ proptest! {
         prop_assert_eq!(scrubber.key_is_secret(&key), naive(&parts), "key {}", key);
         prop_assert_eq!(scrubber.builtin_keys(), extra.iter().all(|e| crate::scrub::DEFAULT_SECRET_KEYS.contains(&e.to_ascii_lowercase().as_str())));
     }
+
+    #[test]
+    fn fast_content_paths_agree_with_the_general_one(text in ".{0,300}", v in json_value(), max in 16usize..400) {
+        // A hook that changes nothing forces the general path (build,
+        // redact, bound, serialize); without one the fast paths are taken.
+        let fast = ContentPolicy { max_bytes: max, ..ContentPolicy::default() };
+        let general = ContentPolicy {
+            max_bytes: max,
+            redactor: Some(std::sync::Arc::new(|_, _: &mut Value| {})),
+            ..ContentPolicy::default()
+        };
+        let kind = ContentKind::RetrievalQuery;
+        prop_assert_eq!(fast.render_text(kind, text.clone()), general.render_text(kind, text.clone()));
+        for raw in [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap(), text.clone()] {
+            let a = fast.render_json_text(ContentKind::ToolArguments, &raw);
+            let b = general.render_json_text(ContentKind::ToolArguments, &raw);
+            prop_assert_eq!(a.is_some(), b.is_some(), "{}", raw);
+            if let (Some(a), Some(b)) = (a, b) {
+                prop_assert!(a.len() <= max || b.len() > max, "{} > {}", a.len(), max);
+                if raw.trim().len() <= max {
+                    // Kept as written (the general path writes the parsed
+                    // value again, which can move a float by one ulp).
+                    prop_assert_eq!(a.as_str(), raw.trim());
+                    prop_assert!(serde_json::from_str::<Value>(&b).is_ok());
+                }
+            }
+        }
+    }
 }

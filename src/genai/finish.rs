@@ -209,8 +209,8 @@ pub(crate) fn finish(rec: &mut Record, mut g: GenAi<'_>, policy: &ContentPolicy)
         for (raw, key, kind) in tool {
             // JSON stays JSON; plain text stays plain text, not a quoted JSON string.
             if let Some(raw) = raw {
-                let rendered = match messages::parse_json(&raw) {
-                    Some(v) => policy.render(kind, v),
+                let rendered = match policy.render_json_text(kind, &raw) {
+                    Some(json) => json,
                     None => policy.render_text(kind, raw),
                 };
                 push(content, key, rendered);
