@@ -223,7 +223,8 @@ impl ContentPolicy {
     pub(crate) fn render_text(&self, kind: ContentKind, text: String) -> String {
         // Escaping makes at most 6 bytes of one: text this short fits as it
         // is, and no hook needs to see it.
-        if self.redactor.is_none() && text.len().saturating_mul(6).saturating_add(2) <= self.max_bytes
+        if self.redactor.is_none()
+            && text.len().saturating_mul(6).saturating_add(2) <= self.max_bytes
         {
             return text;
         }

@@ -419,7 +419,11 @@ mod tests {
         // The export path skips the key check of decoded attributes when
         // the built-in list is in use: true only while this holds.
         let keys = semconv_literals();
-        assert!(keys.len() > 100, "semconv.rs constants not found: {}", keys.len());
+        assert!(
+            keys.len() > 100,
+            "semconv.rs constants not found: {}",
+            keys.len()
+        );
         assert!(keys.contains(&"gen_ai.usage.input_tokens"));
         for key in keys {
             assert!(!builtin_secret_key(key), "{key} would be withheld");

@@ -267,15 +267,24 @@ fn span_cost_exports_every_span() {
         stdout.contains(" exported=20000 ") && stdout.contains(" dropped=0 "),
         "{stdout}"
     );
-    let bad = Command::new(example("span_cost"))
-        .args(["no-such-pipeline", "10"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        bad.status.code(),
-        Some(2),
-        "an unknown pipeline is a usage error"
+    // 5,000 agent trees: 20,000 spans, every one exported.
+    let stdout = span_cost(&["tracing-llm", "5000", "agent-tree"]);
+    assert!(
+        stdout.contains(" spans=20000 ")
+            && stdout.contains(" exported=20000 ")
+            && stdout.contains(" dropped=0 "),
+        "{stdout}"
     );
+    for args in [
+        &["no-such-pipeline", "10"][..],
+        &["tracing-llm", "10", "no-such-shape"],
+    ] {
+        let bad = Command::new(example("span_cost"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2), "{args:?} is a usage error");
+    }
 }
 
 #[test]

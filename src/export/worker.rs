@@ -540,7 +540,9 @@ pub(crate) fn to_span_data(
     let split = given.min(attrs.len());
     let (given, decoded) = attrs.split_at_mut(split);
     use crate::scrub::Keys;
-    policy.scrubber.scrub_attrs(given, Keys::Any(secret_keys), true);
+    policy
+        .scrubber
+        .scrub_attrs(given, Keys::Any(secret_keys), true);
     // With the built-in key list, decoded attributes carry convention keys
     // (none names a secret) and the callsite's field names, judged in its
     // plan: most spans need no key check at all.
