@@ -524,12 +524,13 @@ pub(crate) fn to_span_data(
     work.clear();
     work.append(&mut rec.attrs);
     rec.attrs = work;
-    // Attributes set as such (and inherited ones) are searched for
-    // credentials here, their keys decided one by one (they may be owned
-    // strings); decoded field values were scrubbed as they were decoded, and
+    // Attributes set as such are searched for credentials here, their keys
+    // decided once per text (they may be owned strings); inherited ones come
+    // scrubbed; decoded field values were scrubbed as they were decoded, and
     // their keys are static strings, decided once by address.
-    crate::genai::push_inherited(rec, policy);
     let given = rec.attrs.len();
+    crate::genai::push_inherited(rec, policy, secret_keys);
+    let inherited = rec.attrs.len() - given;
     rec.decode(policy);
     let cx = &rec.cx;
     let meta = &mut rec.meta;
@@ -538,7 +539,9 @@ pub(crate) fn to_span_data(
     *scratch = std::mem::take(&mut rec.attrs);
     let mut events = std::mem::take(&mut rec.events);
     let split = given.min(attrs.len());
-    let (given, decoded) = attrs.split_at_mut(split);
+    let (given, rest) = attrs.split_at_mut(split);
+    let skip = inherited.min(rest.len());
+    let decoded = &mut rest[skip..];
     use crate::scrub::Keys;
     policy
         .scrubber

@@ -54,33 +54,51 @@ fn push(attrs: &mut Vec<KeyValue>, key: &'static str, value: impl Into<Value>) {
 }
 
 /// Adds the inherited user, session, tags and metadata (every span, LLM or
-/// not) to the attributes. Runs on the export worker, before the fields
-/// are decoded: these values are searched for credentials with the
-/// attributes set as such.
-pub(crate) fn push_inherited(rec: &mut Record, policy: &ContentPolicy) {
+/// not) to the attributes. Runs on the export worker. The attributes are
+/// made once for the span that set them (user ids hashed, values searched
+/// for credentials, secret-named metadata withheld) and shared by all its
+/// descendants: each adds clones of shared strings.
+pub(crate) fn push_inherited(
+    rec: &mut Record,
+    policy: &ContentPolicy,
+    keys: &mut crate::scrub::KeyCache,
+) {
     if let Some(inh) = rec.inherited.take() {
-        if let Some(user) = &inh.user {
-            let user = match &policy.hash_user_ids {
-                Some(salt) => inh
-                    .user_hashed
-                    .get_or_init(|| StringValue::from(hash_user(salt, user.as_str())))
-                    .clone(),
-                None => user.clone(),
-            };
-            push(&mut rec.attrs, sc::USER_ID, user);
-        }
-        if let Some(session) = &inh.session {
-            push(&mut rec.attrs, sc::SESSION_ID, session.clone());
-            push(&mut rec.attrs, sc::GEN_AI_CONVERSATION_ID, session.clone());
-        }
-        if !inh.tags.is_empty() {
-            push(&mut rec.attrs, sc::LLM_TAGS, string_array(inh.tags.clone()));
-        }
-        for (k, v) in &inh.metadata {
-            rec.attrs
-                .push(KeyValue::new(Key::new(k.clone()), v.clone()));
-        }
+        let attrs = inh.exported.get_or_init(|| {
+            let mut attrs = inherited_attributes(&inh, policy);
+            policy
+                .scrubber
+                .scrub_attrs(&mut attrs, crate::scrub::Keys::Any(keys), true);
+            attrs.into_boxed_slice()
+        });
+        rec.attrs.extend(attrs.iter().cloned());
     }
+}
+
+fn inherited_attributes(inh: &super::Inherited, policy: &ContentPolicy) -> Vec<KeyValue> {
+    let n = usize::from(inh.user.is_some())
+        + 2 * usize::from(inh.session.is_some())
+        + usize::from(!inh.tags.is_empty())
+        + inh.metadata.len();
+    let mut attrs = Vec::with_capacity(n);
+    if let Some(user) = &inh.user {
+        let user = match &policy.hash_user_ids {
+            Some(salt) => StringValue::from(hash_user(salt, user.as_str())),
+            None => user.clone(),
+        };
+        push(&mut attrs, sc::USER_ID, user);
+    }
+    if let Some(session) = &inh.session {
+        push(&mut attrs, sc::SESSION_ID, session.clone());
+        push(&mut attrs, sc::GEN_AI_CONVERSATION_ID, session.clone());
+    }
+    if !inh.tags.is_empty() {
+        push(&mut attrs, sc::LLM_TAGS, string_array(inh.tags.clone()));
+    }
+    for (k, v) in &inh.metadata {
+        attrs.push(KeyValue::new(Key::new(k.clone()), v.clone()));
+    }
+    attrs
 }
 
 /// Finishes a span's GenAI semantics for LLM spans: the convention keys,

@@ -268,12 +268,13 @@ pub(crate) fn string_list(v: FieldValue<'_>) -> Vec<String> {
 pub(crate) struct Inherited {
     /// Shared text: every descendant's attribute refers to the same copy.
     pub(crate) user: Option<StringValue>,
-    /// The user id as exported when ids are hashed, computed once for the
-    /// span and all its descendants.
-    pub(crate) user_hashed: std::sync::OnceLock<StringValue>,
     pub(crate) session: Option<StringValue>,
     pub(crate) tags: Vec<String>,
     pub(crate) metadata: Vec<(Cow<'static, str>, Value)>,
+    /// The attributes as exported (user id hashed, credentials scrubbed),
+    /// made once on the export thread for the span that set the values and
+    /// all its descendants. Emptied by every change.
+    pub(crate) exported: std::sync::OnceLock<Box<[KeyValue]>>,
 }
 
 /// A score given while the rated span is open.
@@ -511,11 +512,10 @@ pub(crate) fn apply_inherited(
     value: FieldValue<'_>,
 ) {
     use LlmKey::*;
+    // A copy made for a descendant carries its parent's attributes.
+    inh.exported = Default::default();
     match key {
-        User => {
-            inh.user = Some(shared_text(value));
-            inh.user_hashed = Default::default();
-        }
+        User => inh.user = Some(shared_text(value)),
         Session => inh.session = Some(shared_text(value)),
         Tags => inh.tags = string_list(value),
         Metadata => {
