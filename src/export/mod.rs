@@ -6,6 +6,7 @@
 
 pub(crate) mod console;
 pub(crate) mod otlp;
+mod wire;
 mod worker;
 
 pub(crate) use worker::start;

@@ -1,5 +1,5 @@
-//! The OTLP transport: requests encoded from SDK `SpanData` with
-//! opentelemetry-proto, sent over gRPC (tonic) or HTTP/protobuf (reqwest).
+//! The OTLP transport: requests encoded from SDK `SpanData` (see `wire`),
+//! sent over gRPC (tonic) or HTTP/protobuf (reqwest).
 //!
 //! Sending is this crate's own, not opentelemetry-otlp's, because the export
 //! worker needs what that crate keeps to itself: each answer classified as
@@ -16,15 +16,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use prost::Message;
+
+use super::wire::Requests;
 
 use crate::{Compression, Error, Protocol};
 
@@ -80,7 +77,7 @@ pub(crate) struct Client {
     transport: Transport,
     timeout: Duration,
     pub(crate) max_request_bytes: usize,
-    resource: ResourceAttributesWithSchema,
+    requests: Requests,
 }
 
 impl fmt::Debug for Client {
@@ -132,13 +129,15 @@ impl Client {
             transport,
             timeout: s.timeout,
             max_request_bytes: s.max_request_bytes,
-            resource: ResourceAttributesWithSchema::from(resource),
+            requests: Requests::new(resource),
         })
     }
 
-    /// Groups spans by scope under the resource, as one request's content.
-    pub(crate) fn encode(&self, spans: Vec<SpanData>) -> Vec<ResourceSpans> {
-        group_spans_by_resource_and_scope(spans, &self.resource)
+    /// Encoded requests below the size limit, each with its number of
+    /// spans; `oversized` counts spans that could not fit even cut.
+    pub(crate) fn encode(&self, spans: Vec<SpanData>, oversized: &mut u64) -> Vec<(Vec<u8>, u64)> {
+        self.requests
+            .encode(spans, self.max_request_bytes, oversized)
     }
 
     /// Sends one request and classifies the answer.
@@ -447,104 +446,9 @@ mod raw {
 
 // === request sizing ===
 
-/// Splits resource spans into requests of at most `max` encoded bytes. A
-/// span that alone exceeds `max` has its longest string values cut until it
-/// fits (they are marked); `oversized` counts spans that still could not fit.
-pub(crate) fn split(
-    resource_spans: Vec<ResourceSpans>,
-    max: usize,
-    oversized: &mut u64,
-) -> Vec<(ExportTraceServiceRequest, u64)> {
-    let whole = ExportTraceServiceRequest { resource_spans };
-    let count = |r: &ExportTraceServiceRequest| -> u64 {
-        r.resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len() as u64)
-            .sum()
-    };
-    if whole.encoded_len() <= max {
-        let n = count(&whole);
-        return vec![(whole, n)];
-    }
-    let mut out: Vec<(ExportTraceServiceRequest, u64)> = Vec::new();
-    let mut current = ExportTraceServiceRequest::default();
-    let mut current_len = 0usize;
-    for mut rs in whole.resource_spans {
-        let scopes = std::mem::take(&mut rs.scope_spans);
-        for mut ss in scopes {
-            let spans = std::mem::take(&mut ss.spans);
-            for mut span in spans {
-                let mut len = span.encoded_len() + 16;
-                if len > max.saturating_sub(1024) {
-                    shrink_span(&mut span, max.saturating_sub(1024));
-                    len = span.encoded_len() + 16;
-                    if len > max.saturating_sub(512) {
-                        *oversized += 1;
-                        continue;
-                    }
-                }
-                if current_len + len > max.saturating_sub(1024) && current_len > 0 {
-                    let full = std::mem::take(&mut current);
-                    let n = count(&full);
-                    out.push((full, n));
-                    current_len = 0;
-                }
-                push_span(&mut current, &rs, &ss, span);
-                current_len += len;
-            }
-        }
-    }
-    if current_len > 0 {
-        let n = count(&current);
-        out.push((current, n));
-    }
-    out
-}
-
-/// Adds `span` under the same resource and scope as where it came from.
-fn push_span(
-    req: &mut ExportTraceServiceRequest,
-    rs: &ResourceSpans,
-    ss: &opentelemetry_proto::tonic::trace::v1::ScopeSpans,
-    span: opentelemetry_proto::tonic::trace::v1::Span,
-) {
-    let rs_slot = match req
-        .resource_spans
-        .iter()
-        .position(|r| r.resource == rs.resource && r.schema_url == rs.schema_url)
-    {
-        Some(i) => i,
-        None => {
-            req.resource_spans.push(ResourceSpans {
-                resource: rs.resource.clone(),
-                scope_spans: Vec::new(),
-                schema_url: rs.schema_url.clone(),
-            });
-            req.resource_spans.len() - 1
-        }
-    };
-    let scopes = &mut req.resource_spans[rs_slot].scope_spans;
-    let ss_slot = match scopes
-        .iter()
-        .position(|s| s.scope == ss.scope && s.schema_url == ss.schema_url)
-    {
-        Some(i) => i,
-        None => {
-            scopes.push(opentelemetry_proto::tonic::trace::v1::ScopeSpans {
-                scope: ss.scope.clone(),
-                spans: Vec::new(),
-                schema_url: ss.schema_url.clone(),
-            });
-            scopes.len() - 1
-        }
-    };
-    scopes[ss_slot].spans.push(span);
-}
-
 /// Cuts the longest string attribute values of a span until it encodes in
 /// `max` bytes, marking each cut.
-fn shrink_span(span: &mut opentelemetry_proto::tonic::trace::v1::Span, max: usize) {
+pub(crate) fn shrink_span(span: &mut opentelemetry_proto::tonic::trace::v1::Span, max: usize) {
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     for _ in 0..32 {
         let len = span.encoded_len();

@@ -354,14 +354,9 @@ impl Worker {
     /// behind any pending retries, dropping the oldest beyond the bound.
     fn enqueue_otlp(&mut self, batch: Vec<SpanData>) {
         let Some(lane) = &mut self.otlp else { return };
-        let resource_spans = lane.client.encode(batch);
         let mut oversized = 0;
-        for (request, spans) in otlp::split(
-            resource_spans,
-            lane.client.max_request_bytes,
-            &mut oversized,
-        ) {
-            let body = bytes::Bytes::from(prost::Message::encode_to_vec(&request));
+        for (body, spans) in lane.client.encode(batch, &mut oversized) {
+            let body = bytes::Bytes::from(body);
             let bytes = body.len() as u64;
             lane.pending_spans += spans;
             lane.pending_bytes += bytes;

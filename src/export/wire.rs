@@ -1,0 +1,628 @@
+//! OTLP requests written straight from SDK `SpanData` in the protobuf wire
+//! format: no intermediate message structs, no per-attribute copies of keys
+//! and values. Each span is written once into one buffer; requests are
+//! assembled from those bytes with exact lengths, split below the size limit.
+//!
+//! The output decodes to what `opentelemetry-proto`'s conversion produces
+//! (checked by the tests below against it).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{SpanKind, Status, TraceState};
+use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::Resource;
+
+const VARINT: u64 = 0;
+const FIXED64: u64 = 1;
+const LEN: u64 = 2;
+const FIXED32: u64 = 5;
+
+/// `SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`.
+const HAS_IS_REMOTE: u32 = 0x100;
+/// `SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`.
+const IS_REMOTE: u32 = 0x200;
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes of a length-delimited field with a one-byte key.
+fn field_len(body: usize) -> usize {
+    1 + varint_len(body as u64) + body
+}
+
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+
+fn put_key(b: &mut Vec<u8>, field: u32, wire: u64) {
+    put_varint(b, (u64::from(field) << 3) | wire);
+}
+
+fn put_bytes(b: &mut Vec<u8>, field: u32, data: &[u8]) {
+    put_key(b, field, LEN);
+    put_varint(b, data.len() as u64);
+    b.extend_from_slice(data);
+}
+
+/// A string field; empty strings are left out, as proto3 does.
+fn put_str(b: &mut Vec<u8>, field: u32, s: &str) {
+    if !s.is_empty() {
+        put_bytes(b, field, s.as_bytes());
+    }
+}
+
+fn put_uint(b: &mut Vec<u8>, field: u32, v: u64) {
+    if v != 0 {
+        put_key(b, field, VARINT);
+        put_varint(b, v);
+    }
+}
+
+fn put_fixed64(b: &mut Vec<u8>, field: u32, v: u64) {
+    if v != 0 {
+        put_key(b, field, FIXED64);
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn put_fixed32(b: &mut Vec<u8>, field: u32, v: u32) {
+    if v != 0 {
+        put_key(b, field, FIXED32);
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A message field, written even when empty (the field is present). One
+/// byte is reserved for the length; a longer body is moved to make room.
+fn put_message(b: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    put_key(b, field, LEN);
+    let at = b.len();
+    b.push(0);
+    body(b);
+    let len = b.len() - at - 1;
+    if len < 0x80 {
+        b[at] = len as u8;
+        return;
+    }
+    let mut prefix = Vec::with_capacity(10);
+    put_varint(&mut prefix, len as u64);
+    b.splice(at..at + 1, prefix);
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// `AnyValue`: the variant is always written, even a default value.
+fn put_any_value(b: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(s) => put_bytes(b, 1, s.as_str().as_bytes()),
+        Value::Bool(x) => {
+            put_key(b, 2, VARINT);
+            put_varint(b, u64::from(*x));
+        }
+        Value::I64(x) => {
+            put_key(b, 3, VARINT);
+            put_varint(b, *x as u64);
+        }
+        Value::F64(x) => {
+            put_key(b, 4, FIXED64);
+            b.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+        Value::Array(a) => put_message(b, 5, |b| match a {
+            Array::Bool(xs) => xs.iter().for_each(|x| {
+                put_message(b, 1, |b| put_any_value(b, &Value::Bool(*x)));
+            }),
+            Array::I64(xs) => xs.iter().for_each(|x| {
+                put_message(b, 1, |b| put_any_value(b, &Value::I64(*x)));
+            }),
+            Array::F64(xs) => xs.iter().for_each(|x| {
+                put_message(b, 1, |b| put_any_value(b, &Value::F64(*x)));
+            }),
+            Array::String(xs) => xs.iter().for_each(|x| {
+                put_message(b, 1, |b| put_bytes(b, 1, x.as_str().as_bytes()));
+            }),
+            // A kind of array added later: an empty array.
+            _ => {}
+        }),
+        // A kind of value added later: an empty value.
+        _ => {}
+    }
+}
+
+fn put_attributes<'a>(b: &mut Vec<u8>, field: u32, attrs: impl IntoIterator<Item = &'a KeyValue>) {
+    for kv in attrs {
+        put_message(b, field, |b| {
+            put_str(b, 1, kv.key.as_str());
+            put_message(b, 2, |b| put_any_value(b, &kv.value));
+        });
+    }
+}
+
+fn put_trace_state(b: &mut Vec<u8>, field: u32, ts: &TraceState) {
+    if *ts != TraceState::NONE {
+        put_str(b, field, &ts.header());
+    }
+}
+
+/// The body of an `InstrumentationScope`.
+fn scope_body(scope: &InstrumentationScope) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_str(&mut b, 1, scope.name());
+    put_str(&mut b, 2, scope.version().unwrap_or_default());
+    put_attributes(&mut b, 3, scope.attributes());
+    b
+}
+
+/// Writes the body of a `Span`.
+pub(crate) fn put_span(b: &mut Vec<u8>, span: &SpanData) {
+    let cx = &span.span_context;
+    put_bytes(b, 1, &cx.trace_id().to_bytes());
+    put_bytes(b, 2, &cx.span_id().to_bytes());
+    put_trace_state(b, 3, cx.trace_state());
+    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
+        put_bytes(b, 4, &span.parent_span_id.to_bytes());
+    }
+    put_str(b, 5, &span.name);
+    let kind = match span.span_kind {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    };
+    put_uint(b, 6, kind);
+    put_fixed64(b, 7, nanos(span.start_time));
+    put_fixed64(b, 8, nanos(span.end_time));
+    put_attributes(b, 9, &span.attributes);
+    put_uint(b, 10, u64::from(span.dropped_attributes_count));
+    for event in span.events.iter() {
+        put_message(b, 11, |b| {
+            put_fixed64(b, 1, nanos(event.timestamp));
+            put_str(b, 2, &event.name);
+            put_attributes(b, 3, &event.attributes);
+            put_uint(b, 4, u64::from(event.dropped_attributes_count));
+        });
+    }
+    put_uint(b, 12, u64::from(span.events.dropped_count));
+    for link in span.links.iter() {
+        put_message(b, 13, |b| {
+            let lcx = &link.span_context;
+            put_bytes(b, 1, &lcx.trace_id().to_bytes());
+            put_bytes(b, 2, &lcx.span_id().to_bytes());
+            put_trace_state(b, 3, lcx.trace_state());
+            put_attributes(b, 4, &link.attributes);
+            put_uint(b, 5, u64::from(link.dropped_attributes_count));
+            let remote = if lcx.is_remote() { IS_REMOTE } else { 0 };
+            put_fixed32(
+                b,
+                6,
+                u32::from(lcx.trace_flags().to_u8()) | HAS_IS_REMOTE | remote,
+            );
+        });
+    }
+    put_uint(b, 14, u64::from(span.links.dropped_count));
+    put_message(b, 15, |b| match &span.status {
+        Status::Unset => {}
+        Status::Ok => put_uint(b, 3, 1),
+        Status::Error { description } => {
+            put_str(b, 2, description);
+            put_uint(b, 3, 2);
+        }
+    });
+    let remote = if span.parent_span_is_remote {
+        IS_REMOTE
+    } else {
+        0
+    };
+    put_fixed32(
+        b,
+        16,
+        u32::from(cx.trace_flags().to_u8()) | HAS_IS_REMOTE | remote,
+    );
+}
+
+/// The resource, written once, and the requests made under it.
+#[derive(Debug)]
+pub(crate) struct Requests {
+    /// The body of the `Resource` message.
+    resource: Vec<u8>,
+    schema_url: String,
+}
+
+/// A span in a batch: its scope's group, and where its body starts and ends
+/// in the batch's buffer.
+type Entry = (usize, usize, usize);
+
+/// Spans of one instrumentation scope in a batch.
+struct Group {
+    scope: InstrumentationScope,
+    body: Vec<u8>,
+    /// `(start, end)` of each span's body in the batch's buffer.
+    spans: Vec<(usize, usize)>,
+}
+
+impl Requests {
+    pub(crate) fn new(resource: &Resource) -> Requests {
+        let mut body = Vec::new();
+        for (k, v) in resource.iter() {
+            put_message(&mut body, 1, |b| {
+                put_str(b, 1, k.as_str());
+                put_message(b, 2, |b| put_any_value(b, v));
+            });
+        }
+        Requests {
+            resource: body,
+            schema_url: resource.schema_url().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// Encoded `ExportTraceServiceRequest`s of at most `max` bytes, each with
+    /// its number of spans; spans grouped by scope, in the order seen. A
+    /// span that alone exceeds the limit has its longest string values cut
+    /// until it fits; `oversized` counts spans that still could not fit.
+    pub(crate) fn encode(
+        &self,
+        spans: Vec<SpanData>,
+        max: usize,
+        oversized: &mut u64,
+    ) -> Vec<(Vec<u8>, u64)> {
+        let limit = max.saturating_sub(1024);
+        let mut buf: Vec<u8> = Vec::with_capacity(spans.len() * 512);
+        let mut groups: Vec<Group> = Vec::new();
+        for span in spans {
+            let g = match groups
+                .iter()
+                .position(|g| g.scope == span.instrumentation_scope)
+            {
+                Some(g) => g,
+                None => {
+                    groups.push(Group {
+                        body: scope_body(&span.instrumentation_scope),
+                        scope: span.instrumentation_scope.clone(),
+                        spans: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            let start = buf.len();
+            put_span(&mut buf, &span);
+            if buf.len() - start + 16 > limit {
+                buf.truncate(start);
+                let mut proto = opentelemetry_proto::tonic::trace::v1::Span::from(span);
+                super::otlp::shrink_span(&mut proto, limit);
+                if prost::Message::encoded_len(&proto) + 16 > max.saturating_sub(512) {
+                    *oversized += 1;
+                    continue;
+                }
+                let _ = prost::Message::encode(&proto, &mut buf);
+            }
+            groups[g].spans.push((start, buf.len()));
+        }
+        let mut out = Vec::new();
+        let mut current: Vec<Entry> = Vec::new();
+        let mut current_len = 0;
+        for (g, group) in groups.iter().enumerate() {
+            for &(start, end) in &group.spans {
+                let len = end - start + 16;
+                if current_len + len > limit && !current.is_empty() {
+                    out.push(self.request(&groups, &current, &buf));
+                    current.clear();
+                    current_len = 0;
+                }
+                current.push((g, start, end));
+                current_len += len;
+            }
+        }
+        if !current.is_empty() {
+            out.push(self.request(&groups, &current, &buf));
+        }
+        out
+    }
+
+    /// One request holding `spans` (`(group, start, end)`, grouped).
+    fn request(
+        &self,
+        groups: &[Group],
+        spans: &[(usize, usize, usize)],
+        buf: &[u8],
+    ) -> (Vec<u8>, u64) {
+        // Runs of spans of the same scope, with the length of each
+        // `ScopeSpans` body.
+        let mut runs: Vec<(usize, &[Entry], usize)> = Vec::new();
+        let mut i = 0;
+        while i < spans.len() {
+            let g = spans[i].0;
+            let n = spans[i..].iter().take_while(|s| s.0 == g).count();
+            let run = &spans[i..i + n];
+            let group = &groups[g];
+            let schema = group.scope.schema_url().unwrap_or_default();
+            let len = field_len(group.body.len())
+                + run.iter().map(|(_, s, e)| field_len(e - s)).sum::<usize>()
+                + if schema.is_empty() {
+                    0
+                } else {
+                    field_len(schema.len())
+                };
+            runs.push((g, run, len));
+            i += n;
+        }
+        let rs_len = field_len(self.resource.len())
+            + runs.iter().map(|r| field_len(r.2)).sum::<usize>()
+            + if self.schema_url.is_empty() {
+                0
+            } else {
+                field_len(self.schema_url.len())
+            };
+        let mut out = Vec::with_capacity(field_len(rs_len));
+        put_key(&mut out, 1, LEN);
+        put_varint(&mut out, rs_len as u64);
+        put_bytes(&mut out, 1, &self.resource);
+        for (g, run, len) in &runs {
+            let group = &groups[*g];
+            put_key(&mut out, 2, LEN);
+            put_varint(&mut out, *len as u64);
+            put_bytes(&mut out, 1, &group.body);
+            for (_, s, e) in run.iter() {
+                put_bytes(&mut out, 2, &buf[*s..*e]);
+            }
+            put_str(&mut out, 3, group.scope.schema_url().unwrap_or_default());
+        }
+        put_str(&mut out, 3, &self.schema_url);
+        debug_assert_eq!(out.len(), field_len(rs_len));
+        (out, spans.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    use opentelemetry::trace::{Event, Link, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry::{KeyValue, StringValue};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use prost::Message;
+
+    use super::*;
+
+    fn attrs(n: u64) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new("s", format!("value {n} ☃")),
+            KeyValue::new("empty", ""),
+            KeyValue::new("zero", 0i64),
+            KeyValue::new("neg", -(n as i64) - 1),
+            KeyValue::new("no", false),
+            KeyValue::new("yes", true),
+            KeyValue::new("f", 0.0f64),
+            KeyValue::new("pi", std::f64::consts::PI),
+            KeyValue::new("", "empty key"),
+            KeyValue::new("bools", Value::Array(Array::Bool(vec![true, false]))),
+            KeyValue::new("ints", Value::Array(Array::I64(vec![0, -5, i64::MAX]))),
+            KeyValue::new("floats", Value::Array(Array::F64(vec![0.5, -0.0]))),
+            KeyValue::new(
+                "strings",
+                Value::Array(Array::String(vec![StringValue::from(""), "x".into()])),
+            ),
+            KeyValue::new("none", Value::Array(Array::String(vec![]))),
+            KeyValue::new("long", "l".repeat(300 + n as usize)),
+        ]
+    }
+
+    fn span(n: u64, scope: &InstrumentationScope) -> SpanData {
+        let ts = TraceState::from_key_value([("vendor", "v1")]).unwrap();
+        let kinds = [
+            SpanKind::Internal,
+            SpanKind::Server,
+            SpanKind::Client,
+            SpanKind::Producer,
+            SpanKind::Consumer,
+        ];
+        let statuses = [
+            Status::Unset,
+            Status::Ok,
+            Status::error("went wrong"),
+            Status::error(""),
+        ];
+        let mut events = SpanEvents::default();
+        if n % 2 == 0 {
+            events.events.push(Event::new(
+                "ev",
+                UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789 + n),
+                attrs(n),
+                n as u32,
+            ));
+            events
+                .events
+                .push(Event::new("bare", UNIX_EPOCH, vec![], 0));
+        }
+        events.dropped_count = (n % 3) as u32;
+        let mut links = SpanLinks::default();
+        if n % 3 == 0 {
+            let cx = SpanContext::new(
+                TraceId::from(n as u128 + 7),
+                SpanId::from(n + 9),
+                TraceFlags::SAMPLED,
+                n % 2 == 0,
+                ts.clone(),
+            );
+            let mut link = Link::with_context(cx);
+            link.attributes = vec![KeyValue::new("l", n as i64)];
+            link.dropped_attributes_count = 2;
+            links.links.push(link);
+            links.links.push(Link::with_context(SpanContext::new(
+                TraceId::from(1),
+                SpanId::from(2),
+                TraceFlags::default(),
+                false,
+                TraceState::NONE,
+            )));
+        }
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(0xabcd_ef01_2345_6789_u128 * (n as u128 + 1)),
+                SpanId::from(n + 1),
+                if n % 2 == 0 {
+                    TraceFlags::SAMPLED
+                } else {
+                    TraceFlags::default()
+                },
+                false,
+                if n % 4 == 0 { ts } else { TraceState::NONE },
+            ),
+            parent_span_id: if n % 5 == 0 {
+                SpanId::INVALID
+            } else {
+                SpanId::from(n + 1000)
+            },
+            parent_span_is_remote: n % 7 == 0,
+            span_kind: kinds[n as usize % 5].clone(),
+            name: if n % 6 == 0 {
+                Cow::Borrowed("")
+            } else {
+                Cow::Owned(format!("span {n}"))
+            },
+            start_time: UNIX_EPOCH + Duration::from_nanos(1_700_000_000_000_000_000 + n),
+            end_time: UNIX_EPOCH + Duration::from_nanos(1_700_000_000_500_000_000 + n),
+            attributes: attrs(n),
+            dropped_attributes_count: (n % 2) as u32,
+            events,
+            links,
+            status: statuses[n as usize % 4].clone(),
+            instrumentation_scope: scope.clone(),
+        }
+    }
+
+    fn scopes() -> [InstrumentationScope; 2] {
+        [
+            InstrumentationScope::builder("tracing-llm")
+                .with_version("1.2.3")
+                .build(),
+            InstrumentationScope::builder("api-user")
+                .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
+                .with_attributes([KeyValue::new("scope.attr", 3i64)])
+                .build(),
+        ]
+    }
+
+    fn resource() -> Resource {
+        Resource::builder_empty()
+            .with_attributes([
+                KeyValue::new("service.name", "svc"),
+                KeyValue::new("host.cores", 2i64),
+            ])
+            .with_schema_url([], "https://opentelemetry.io/schemas/1.29.0")
+            .build()
+    }
+
+    fn batch(n: u64) -> Vec<SpanData> {
+        let [a, b] = scopes();
+        (0..n)
+            .map(|i| span(i, if i % 3 == 1 { &b } else { &a }))
+            .collect()
+    }
+
+    /// The same spans through `opentelemetry-proto`'s conversion.
+    fn expected(spans: Vec<SpanData>, resource: &Resource) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans,
+                &ResourceAttributesWithSchema::from(resource),
+            ),
+        }
+    }
+
+    #[test]
+    fn decodes_like_the_proto_conversion() {
+        let resource = resource();
+        let spans = batch(24);
+        let mut oversized = 0;
+        let requests = Requests::new(&resource).encode(spans.clone(), 4 << 20, &mut oversized);
+        assert_eq!((requests.len(), requests[0].1, oversized), (1, 24, 0));
+        let ours = ExportTraceServiceRequest::decode(requests[0].0.as_slice()).unwrap();
+        assert_eq!(ours, expected(spans, &resource));
+    }
+
+    #[test]
+    fn long_lengths_are_written_in_full() {
+        // Bodies of 127, 128 and 16 KiB + bytes: one-, two- and three-byte lengths.
+        let resource = Resource::builder_empty().build();
+        let scope = InstrumentationScope::builder("s").build();
+        let mut spans = Vec::new();
+        for len in [100usize, 127, 128, 129, 20_000] {
+            let mut s = span(1, &scope);
+            s.attributes = vec![KeyValue::new("v", "x".repeat(len))];
+            s.events = SpanEvents::default();
+            spans.push(s);
+        }
+        let mut oversized = 0;
+        let requests = Requests::new(&resource).encode(spans.clone(), 4 << 20, &mut oversized);
+        let ours = ExportTraceServiceRequest::decode(requests[0].0.as_slice()).unwrap();
+        assert_eq!(ours, expected(spans, &resource));
+    }
+
+    #[test]
+    fn splits_below_the_limit_and_cuts_oversized_spans() {
+        let resource = resource();
+        let scope = InstrumentationScope::builder("s").build();
+        let max = 64 * 1024;
+        let mut spans = batch(200);
+        let mut huge = span(1, &scope);
+        huge.attributes = vec![KeyValue::new("big", "b".repeat(3 * max))];
+        spans.insert(50, huge);
+        let mut oversized = 0;
+        let requests = Requests::new(&resource).encode(spans, max, &mut oversized);
+        assert!(requests.len() > 2, "{} requests", requests.len());
+        assert_eq!(oversized, 0);
+        let mut total = 0;
+        let mut names = Vec::new();
+        for (body, n) in &requests {
+            assert!(body.len() <= max, "{} > {max}", body.len());
+            let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            let spans: Vec<_> = req
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|ss| &ss.spans)
+                .collect();
+            assert_eq!(spans.len() as u64, *n);
+            names.extend(spans.iter().map(|s| s.name.clone()));
+            total += n;
+            for rs in &req.resource_spans {
+                assert_eq!(rs.schema_url, "https://opentelemetry.io/schemas/1.29.0");
+                assert_eq!(rs.resource.as_ref().unwrap().attributes.len(), 2);
+            }
+        }
+        assert_eq!(total, 201);
+        // The huge span arrives, cut and marked.
+        let big = requests
+            .iter()
+            .map(|(b, _)| ExportTraceServiceRequest::decode(b.as_slice()).unwrap())
+            .flat_map(|r| r.resource_spans)
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
+            .find(|s| s.attributes.iter().any(|kv| kv.key == "big"))
+            .expect("the huge span");
+        assert!(big.encoded_len() < max);
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v), "{v}");
+        }
+    }
+}
