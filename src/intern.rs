@@ -4,7 +4,7 @@
 //! of an allocation on the application's thread and a free on the export thread.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -132,7 +132,24 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
     if op.len() + 1 + target.len() > MAX_NAME_LEN {
         return owned();
     }
-    SCRATCH
+    // The names made last on this thread, direct-mapped: a repeated name is
+    // found by one comparison, without the shared table's lock.
+    thread_local! {
+        static RECENT_NAMES: [Cell<Option<&'static str>>; 32] = const { [const { Cell::new(None) }; 32] };
+    }
+    let slot = (recent_slot(target.as_bytes()) ^ op.len()) & 31;
+    let is = |name: &str| {
+        name.len() == op.len() + 1 + target.len()
+            && name.as_bytes()[op.len()] == b' '
+            && name.starts_with(op)
+            && name.ends_with(target)
+    };
+    if let Ok(Some(name)) = RECENT_NAMES.try_with(|r| r[slot].get()) {
+        if is(name) {
+            return Cow::Borrowed(name);
+        }
+    }
+    let name = SCRATCH
         .with(|scratch| {
             let mut scratch = scratch.try_borrow_mut().ok()?;
             scratch.clear();
@@ -148,7 +165,11 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
             names.insert(name, ());
             Some(Cow::Borrowed(name))
         })
-        .unwrap_or_else(owned)
+        .unwrap_or_else(owned);
+    if let Cow::Borrowed(kept) = name {
+        let _ = RECENT_NAMES.try_with(|r| r[slot].set(Some(kept)));
+    }
+    name
 }
 
 #[cfg(test)]
