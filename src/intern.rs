@@ -44,17 +44,24 @@ thread_local! {
 }
 
 thread_local! {
-    /// The values interned last, direct-mapped by length and end bytes: a
-    /// repeated name is found with one comparison, without hashing.
-    static RECENT: RefCell<[Option<Arc<str>>; 32]> = const { RefCell::new([const { None }; 32]) };
+    /// The values interned last, in 32 pairs of slots chosen by length and
+    /// end bytes: a repeated name is found with one or two comparisons,
+    /// without hashing it.
+    static RECENT: RefCell<[Option<Arc<str>>; 64]> = const { RefCell::new([const { None }; 64]) };
 }
 
-fn recent_slot(s: &[u8]) -> usize {
-    match s {
-        [] => 0,
-        [first, .., last] => (s.len() ^ usize::from(*first) ^ (usize::from(*last) << 1)) & 31,
-        [only] => (1 ^ usize::from(*only)) & 31,
-    }
+/// The first of the two slots (of 64) for `text`, chosen by its length and
+/// end bytes; `salt` tells apart uses of one table.
+fn recent_pair(text: &[u8], salt: usize) -> usize {
+    let (first, last) = match text {
+        [] => (0, 0),
+        [f, .., l] => (*f, *l),
+        [only] => (*only, *only),
+    };
+    let h = ((text.len() as u32) ^ ((salt as u32) << 16)).wrapping_mul(0x9E37_79B9)
+        ^ u32::from(first).wrapping_mul(0x85EB_CA6B)
+        ^ u32::from(last).wrapping_mul(0xC2B2_AE35);
+    (h.wrapping_mul(0x27D4_EB2F) >> 27) as usize * 2
 }
 
 /// A shared string equal to `s`.
@@ -62,12 +69,13 @@ pub(crate) fn intern(s: &str) -> StringValue {
     if s.len() > MAX_LEN {
         return StringValue::from(s.to_owned());
     }
-    let slot = recent_slot(s.as_bytes());
+    let pair = recent_pair(s.as_bytes(), 0);
     let hit = RECENT.try_with(|r| {
         let r = r.try_borrow().ok()?;
-        r[slot]
-            .as_ref()
-            .filter(|shared| shared.as_bytes() == s.as_bytes())
+        r[pair..pair + 2]
+            .iter()
+            .flatten()
+            .find(|shared| shared.as_bytes() == s.as_bytes())
             .map(|shared| StringValue::from(Arc::clone(shared)))
     });
     if let Ok(Some(v)) = hit {
@@ -77,7 +85,9 @@ pub(crate) fn intern(s: &str) -> StringValue {
         Some(shared) => {
             let _ = RECENT.try_with(|r| {
                 if let Ok(mut r) = r.try_borrow_mut() {
-                    r[slot] = Some(Arc::clone(&shared));
+                    // The pair's newer entry becomes its older one.
+                    r[pair + 1] = r[pair].take();
+                    r[pair] = Some(Arc::clone(&shared));
                 }
             });
             StringValue::from(shared)
@@ -132,22 +142,27 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
     if op.len() + 1 + target.len() > MAX_NAME_LEN {
         return owned();
     }
-    // The names made last on this thread, direct-mapped: a repeated name is
-    // found by one comparison, without the shared table's lock.
+    // The names made last on this thread, in pairs of slots: a repeated
+    // name is found by one or two comparisons, without the shared table's
+    // lock.
     thread_local! {
-        static RECENT_NAMES: [Cell<Option<&'static str>>; 32] = const { [const { Cell::new(None) }; 32] };
+        static RECENT_NAMES: [Cell<Option<&'static str>>; 64] = const { [const { Cell::new(None) }; 64] };
     }
-    let slot = (recent_slot(target.as_bytes()) ^ op.len()) & 31;
+    let pair = recent_pair(target.as_bytes(), op.len());
     let is = |name: &str| {
         name.len() == op.len() + 1 + target.len()
             && name.as_bytes()[op.len()] == b' '
             && name.starts_with(op)
             && name.ends_with(target)
     };
-    if let Ok(Some(name)) = RECENT_NAMES.try_with(|r| r[slot].get()) {
-        if is(name) {
-            return Cow::Borrowed(name);
-        }
+    let hit = RECENT_NAMES.try_with(|r| {
+        r[pair..pair + 2]
+            .iter()
+            .filter_map(Cell::get)
+            .find(|name| is(name))
+    });
+    if let Ok(Some(name)) = hit {
+        return Cow::Borrowed(name);
     }
     let name = SCRATCH
         .with(|scratch| {
@@ -167,7 +182,10 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
         })
         .unwrap_or_else(owned);
     if let Cow::Borrowed(kept) = name {
-        let _ = RECENT_NAMES.try_with(|r| r[slot].set(Some(kept)));
+        let _ = RECENT_NAMES.try_with(|r| {
+            r[pair + 1].set(r[pair].get());
+            r[pair].set(Some(kept));
+        });
     }
     name
 }
