@@ -289,18 +289,31 @@ fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static
     }
 }
 
-/// Emptied records, returned by the export thread for reuse.
+/// Emptied records, returned by the export thread for reuse in batches: a
+/// thread that makes spans takes a whole batch into its own stash, so the
+/// channel shared with the export thread is touched once per batch, not
+/// once per span.
 #[derive(Clone, Debug)]
 pub(crate) struct Pool {
-    tx: Sender<Box<Record>>,
-    rx: Receiver<Box<Record>>,
+    tx: Sender<Vec<Box<Record>>>,
+    rx: Receiver<Vec<Box<Record>>>,
 }
+
+/// Records returned to the pool together.
+pub(crate) const POOL_BATCH: usize = 32;
 
 impl Default for Pool {
     fn default() -> Self {
-        let (tx, rx) = bounded(POOL_SIZE);
+        let (tx, rx) = bounded(POOL_SIZE / POOL_BATCH);
         Pool { tx, rx }
     }
+}
+
+thread_local! {
+    /// Records this thread took from a pool and has not used yet. Records
+    /// hold nothing of the pipeline they came from, so one stash serves
+    /// every pipeline.
+    static STASH: std::cell::RefCell<Vec<Box<Record>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Pool {
@@ -312,19 +325,39 @@ impl Pool {
         callsite: &'static Metadata<'static>,
         code_location: bool,
     ) -> Box<Record> {
-        match self.rx.try_recv() {
-            Ok(mut rec) => {
+        let recycled = STASH
+            .try_with(|stash| {
+                let mut stash = stash.try_borrow_mut().ok()?;
+                if let Some(rec) = stash.pop() {
+                    return Some(rec);
+                }
+                let mut batch = self.rx.try_recv().ok()?;
+                let rec = batch.pop();
+                *stash = batch;
+                rec
+            })
+            .ok()
+            .flatten();
+        match recycled {
+            Some(mut rec) => {
                 rec.reset(cx, plan, callsite, code_location);
                 rec
             }
-            Err(_) => Box::new(Record::new(cx, plan, callsite, code_location)),
+            None => Box::new(Record::new(cx, plan, callsite, code_location)),
         }
     }
 
-    /// Takes an exported record back.
-    pub(crate) fn put(&self, mut rec: Box<Record>) {
-        if rec.clear() {
-            let _ = self.tx.try_send(rec);
+    /// Takes an exported record back into `returned`, which is handed to
+    /// the pool when a batch is full.
+    pub(crate) fn put(&self, mut rec: Box<Record>, returned: &mut Vec<Box<Record>>) {
+        if !rec.clear() {
+            return;
+        }
+        returned.push(rec);
+        if returned.len() >= POOL_BATCH {
+            let batch = std::mem::replace(returned, Vec::with_capacity(POOL_BATCH));
+            // A full pool: the batch is dropped.
+            let _ = self.tx.try_send(batch);
         }
     }
 }

@@ -55,6 +55,7 @@ pub(crate) fn start(
         }),
         secret_keys: Default::default(),
         scratch: Vec::new(),
+        returned: Vec::with_capacity(crate::record::POOL_BATCH),
         builtin_keys: policy_builtin_keys,
         released: 0,
         released_n: 0,
@@ -99,6 +100,10 @@ struct Worker {
     scratch: Vec<KeyValue>,
     /// The scrubber uses the built-in secret-key list.
     builtin_keys: bool,
+    /// Exported records on their way back to the pool (boxed: a record
+    /// moves between threads as a pointer).
+    #[allow(clippy::vec_box)]
+    returned: Vec<Box<crate::record::Record>>,
     /// Queue bytes taken off the queue but not yet subtracted from the counter.
     released: u64,
     released_n: u32,
@@ -302,7 +307,7 @@ impl Worker {
                     &mut self.scratch,
                     self.builtin_keys,
                 );
-                self.pool.put(rec);
+                self.pool.put(rec, &mut self.returned);
                 span
             }
             Item::Sdk(mut span) => {
