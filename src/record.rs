@@ -295,9 +295,14 @@ fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static
 /// once per span.
 #[derive(Clone, Debug)]
 pub(crate) struct Pool {
-    tx: Sender<Vec<Box<Record>>>,
-    rx: Receiver<Vec<Box<Record>>>,
+    tx: Sender<Batch>,
+    rx: Receiver<Batch>,
 }
+
+/// Records moved between threads together, each boxed so that it moves as
+/// a pointer.
+#[allow(clippy::vec_box)]
+pub(crate) type Batch = Vec<Box<Record>>;
 
 /// Records returned to the pool together.
 pub(crate) const POOL_BATCH: usize = 32;
@@ -313,7 +318,7 @@ thread_local! {
     /// Records this thread took from a pool and has not used yet. Records
     /// hold nothing of the pipeline they came from, so one stash serves
     /// every pipeline.
-    static STASH: std::cell::RefCell<Vec<Box<Record>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static STASH: std::cell::RefCell<Batch> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Pool {
@@ -349,7 +354,7 @@ impl Pool {
 
     /// Takes an exported record back into `returned`, which is handed to
     /// the pool when a batch is full.
-    pub(crate) fn put(&self, mut rec: Box<Record>, returned: &mut Vec<Box<Record>>) {
+    pub(crate) fn put(&self, mut rec: Box<Record>, returned: &mut Batch) {
         if !rec.clear() {
             return;
         }

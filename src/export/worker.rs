@@ -100,10 +100,8 @@ struct Worker {
     scratch: Vec<KeyValue>,
     /// The scrubber uses the built-in secret-key list.
     builtin_keys: bool,
-    /// Exported records on their way back to the pool (boxed: a record
-    /// moves between threads as a pointer).
-    #[allow(clippy::vec_box)]
-    returned: Vec<Box<crate::record::Record>>,
+    /// Exported records on their way back to the pool.
+    returned: crate::record::Batch,
     /// Queue bytes taken off the queue but not yet subtracted from the counter.
     released: u64,
     released_n: u32,
