@@ -1,6 +1,7 @@
 //! Content policy: what prompt, completion, tool and retrieval content may
 //! leave the process, how large it may be, and the redaction hook.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
@@ -220,15 +221,18 @@ impl ContentPolicy {
     }
 
     /// Redacts and bounds plain text (the retrieval query).
-    pub(crate) fn render_text(&self, kind: ContentKind, text: String) -> String {
+    pub(crate) fn render_text(&self, kind: ContentKind, text: Cow<'_, str>) -> String {
         // Escaping makes at most 6 bytes of one: text this short fits as it
         // is, and no hook needs to see it.
         if self.redactor.is_none()
             && text.len().saturating_mul(6).saturating_add(2) <= self.max_bytes
         {
-            return text;
+            return text.into_owned();
         }
-        match self.render(kind, Value::String(text)).parse::<Value>() {
+        match self
+            .render(kind, Value::String(text.into_owned()))
+            .parse::<Value>()
+        {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
             Err(_) => String::new(),

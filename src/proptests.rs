@@ -185,7 +185,7 @@ proptest! {
             ..ContentPolicy::default()
         };
         let kind = ContentKind::RetrievalQuery;
-        prop_assert_eq!(fast.render_text(kind, text.clone()), general.render_text(kind, text.clone()));
+        prop_assert_eq!(fast.render_text(kind, text.as_str().into()), general.render_text(kind, text.as_str().into()));
         for raw in [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap(), text.clone()] {
             let a = fast.render_json_text(ContentKind::ToolArguments, &raw);
             let b = general.render_json_text(ContentKind::ToolArguments, &raw);
