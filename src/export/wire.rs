@@ -32,6 +32,15 @@ fn field_len(body: usize) -> usize {
     1 + varint_len(body as u64) + body
 }
 
+/// Bytes of a string field with a one-byte key (none when empty).
+fn str_field_len(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        field_len(s.len())
+    }
+}
+
 fn put_varint(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         b.push((v as u8) | 0x80);
@@ -275,7 +284,14 @@ impl Requests {
         max: usize,
         oversized: &mut u64,
     ) -> Vec<(Vec<u8>, u64)> {
-        let limit = max.saturating_sub(1024);
+        // What a request takes beyond its spans: the resource, and for each
+        // scope its `ScopeSpans` header; lengths counted at their widest.
+        let base = 1 + 5 + field_len(self.resource.len()) + str_field_len(&self.schema_url);
+        let scope_cost = |g: &Group| {
+            1 + 5
+                + field_len(g.body.len())
+                + str_field_len(g.scope.schema_url().unwrap_or_default())
+        };
         let mut buf: Vec<u8> = Vec::with_capacity(spans.len() * 512);
         let mut groups: Vec<Group> = Vec::new();
         for span in spans {
@@ -293,13 +309,15 @@ impl Requests {
                     groups.len() - 1
                 }
             };
+            // The most a span may take to travel alone in a request.
+            let room = max.saturating_sub(base + scope_cost(&groups[g]) + 1 + 5);
             let start = buf.len();
             put_span(&mut buf, &span);
-            if buf.len() - start + 16 > limit {
+            if buf.len() - start > room {
                 buf.truncate(start);
                 let mut proto = opentelemetry_proto::tonic::trace::v1::Span::from(span);
-                super::otlp::shrink_span(&mut proto, limit);
-                if prost::Message::encoded_len(&proto) + 16 > max.saturating_sub(512) {
+                super::otlp::shrink_span(&mut proto, room);
+                if prost::Message::encoded_len(&proto) > room {
                     *oversized += 1;
                     continue;
                 }
@@ -309,17 +327,25 @@ impl Requests {
         }
         let mut out = Vec::new();
         let mut current: Vec<Entry> = Vec::new();
-        let mut current_len = 0;
+        let mut current_len = base;
         for (g, group) in groups.iter().enumerate() {
+            let mut scope_open = false;
             for &(start, end) in &group.spans {
-                let len = end - start + 16;
-                if current_len + len > limit && !current.is_empty() {
+                let mut len = field_len(end - start);
+                if !scope_open {
+                    len += scope_cost(group);
+                }
+                if current_len + len > max && !current.is_empty() {
                     out.push(self.request(&groups, &current, &buf));
                     current.clear();
-                    current_len = 0;
+                    current_len = base;
+                    if scope_open {
+                        len += scope_cost(group);
+                    }
                 }
                 current.push((g, start, end));
                 current_len += len;
+                scope_open = true;
             }
         }
         if !current.is_empty() {
@@ -357,11 +383,7 @@ impl Requests {
         }
         let rs_len = field_len(self.resource.len())
             + runs.iter().map(|r| field_len(r.2)).sum::<usize>()
-            + if self.schema_url.is_empty() {
-                0
-            } else {
-                field_len(self.schema_url.len())
-            };
+            + str_field_len(&self.schema_url);
         let mut out = Vec::with_capacity(field_len(rs_len));
         put_key(&mut out, 1, LEN);
         put_varint(&mut out, rs_len as u64);
@@ -615,6 +637,46 @@ mod tests {
             .find(|s| s.attributes.iter().any(|kv| kv.key == "big"))
             .expect("the huge span");
         assert!(big.encoded_len() < max);
+    }
+
+    #[test]
+    fn requests_never_exceed_the_limit_with_a_large_resource() {
+        // 8 KiB of resource attributes in every request, 16 KiB requests:
+        // the resource and scope headers count against the limit.
+        let resource = Resource::builder_empty()
+            .with_attributes((0..8).map(|i| KeyValue::new(format!("r{i}"), "v".repeat(1000))))
+            .build();
+        let max = 16 * 1024;
+        let mut spans = batch(60);
+        let [scope, _] = scopes();
+        let mut big = span(3, &scope);
+        big.attributes = vec![KeyValue::new("big", "b".repeat(20_000))];
+        spans.push(big);
+        let mut oversized = 0;
+        let requests = Requests::new(&resource).encode(spans, max, &mut oversized);
+        assert_eq!(oversized, 0);
+        let mut total = 0;
+        for (body, n) in &requests {
+            assert!(body.len() <= max, "{} > {max}", body.len());
+            let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            assert_eq!(
+                req.resource_spans[0]
+                    .resource
+                    .as_ref()
+                    .unwrap()
+                    .attributes
+                    .len(),
+                8
+            );
+            total += n;
+        }
+        assert_eq!(total, 61);
+        // A resource larger than the limit leaves no room: every span is
+        // counted, none sent.
+        let mut oversized = 0;
+        let requests = Requests::new(&resource).encode(batch(3), 4 * 1024, &mut oversized);
+        assert!(requests.is_empty());
+        assert_eq!(oversized, 3);
     }
 
     #[test]
