@@ -229,7 +229,8 @@
 //!   exported, dropped (queue full), failed (refused for good, or undelivered
 //!   at shutdown), retried, and rejected (partial success).
 //! - **Secrets.** Credentials are scrubbed from every attribute and event by
-//!   default ([`Pipeline::with_credential_scrubbing`]); header values never
+//!   default ([`Pipeline::with_credential_scrubbing`]), spans made through the
+//!   OpenTelemetry API included; header values never
 //!   appear in `Debug` output or errors; `https://` endpoints are verified
 //!   against the system roots, plus `OTEL_EXPORTER_OTLP_CERTIFICATE`
 //!   ([`Pipeline::with_ca_certificate`]), with optional client certificates.

@@ -172,7 +172,7 @@ fn scope_body(scope: &InstrumentationScope) -> Vec<u8> {
 }
 
 /// Writes the body of a `Span`.
-pub(crate) fn put_span(b: &mut Vec<u8>, span: &SpanData) {
+fn put_span(b: &mut Vec<u8>, span: &SpanData) {
     let cx = &span.span_context;
     put_bytes(b, 1, &cx.trace_id().to_bytes());
     put_bytes(b, 2, &cx.span_id().to_bytes());

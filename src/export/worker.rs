@@ -36,7 +36,6 @@ pub(crate) fn start(
     let max_queue_bytes = settings.max_queue_bytes;
     let (ctrl_tx, ctrl_rx) = bounded(16);
     let counters = Arc::new(Counters::default());
-    let policy_builtin_keys = policy.scrubber.builtin_keys();
     let worker = Worker {
         rx,
         ctrl: ctrl_rx,
@@ -56,7 +55,6 @@ pub(crate) fn start(
         secret_keys: Default::default(),
         scratch: Vec::new(),
         returned: Vec::with_capacity(crate::record::POOL_BATCH),
-        builtin_keys: policy_builtin_keys,
         released: 0,
         released_n: 0,
         settings,
@@ -98,8 +96,6 @@ struct Worker {
     /// Where a span's attributes are built before being copied out at
     /// their exact length.
     scratch: Vec<KeyValue>,
-    /// The scrubber uses the built-in secret-key list.
-    builtin_keys: bool,
     /// Exported records on their way back to the pool.
     returned: crate::record::Batch,
     /// Queue bytes taken off the queue but not yet subtracted from the counter.
@@ -303,7 +299,6 @@ impl Worker {
                     &self.policy,
                     &mut self.secret_keys,
                     &mut self.scratch,
-                    self.builtin_keys,
                 );
                 self.pool.put(rec, &mut self.returned);
                 span
@@ -514,7 +509,6 @@ pub(crate) fn to_span_data(
     policy: &ContentPolicy,
     secret_keys: &mut crate::scrub::KeyCache,
     scratch: &mut Vec<KeyValue>,
-    builtin_keys: bool,
 ) -> SpanData {
     // Attributes are built in a reused buffer and copied out at their exact
     // length: one allocation per span, of no more than the span needs.
@@ -547,7 +541,7 @@ pub(crate) fn to_span_data(
     // With the built-in key list, decoded attributes carry convention keys
     // (none names a secret) and the callsite's field names, judged in its
     // plan: most spans need no key check at all.
-    if !builtin_keys || rec.plan.secret_named {
+    if !policy.scrubber.builtin_keys() || rec.plan.secret_named {
         policy
             .scrubber
             .scrub_attrs(decoded, Keys::Static(secret_keys), false);
