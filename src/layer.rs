@@ -12,7 +12,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, StringValue, Value};
 use tracing_core::span::{Attributes, Id, Record as Values};
-use tracing_core::{Dispatch, Event as TracingEvent, Level, Metadata, Subscriber};
+use tracing_core::{Event as TracingEvent, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -22,6 +22,7 @@ use crate::fields::{plan_for, EventVisitor, SpanVisitor};
 use crate::genai::Inherited;
 use crate::record::{Pool, Record};
 use crate::sampler::{new_span_id, new_trace_id};
+use crate::spans::Spans;
 use crate::{semconv, Sampler};
 
 // === per-span state ===
@@ -102,6 +103,8 @@ pub(crate) struct Shared {
     pub(crate) policy: Arc<ContentPolicy>,
     /// Records returned by the export thread for reuse.
     pub(crate) pool: Pool,
+    /// The state of every open span the layer tracks.
+    pub(crate) spans: Spans,
 }
 
 impl Shared {
@@ -180,62 +183,12 @@ impl ParentCx {
     }
 }
 
-/// Runs a closure on a span's state; found through `Dispatch::downcast_ref`
-/// so the span extension trait works whatever the subscriber's type.
-#[derive(Clone, Copy)]
-pub(crate) struct WithState(
-    #[allow(clippy::type_complexity)]
-    fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>)),
-);
-
-impl WithState {
-    pub(crate) fn with(
-        &self,
-        dispatch: &Dispatch,
-        id: &Id,
-        f: &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>),
-    ) {
-        (self.0)(dispatch, id, f)
-    }
-}
-
-fn with_state<S>(
-    dispatch: &Dispatch,
-    id: &Id,
-    f: &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>),
-) where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let (Some(subscriber), Some(layer)) = (
-        dispatch.downcast_ref::<S>(),
-        dispatch.downcast_ref::<Layer>(),
-    ) else {
-        return;
-    };
-    let Some(span) = subscriber.span(id) else {
-        return;
-    };
-    let meta = span.metadata();
-    let mut ext = span.extensions_mut();
-    if let Some(state) = ext.get_mut::<SpanState>() {
-        f(state, &layer.shared, meta);
-    }
-}
-
-fn with_state_unset(
-    _: &Dispatch,
-    _: &Id,
-    _: &mut dyn FnMut(&mut SpanState, &Shared, &'static Metadata<'static>),
-) {
-}
-
 /// The layer: install it in a `tracing_subscriber::registry()`.
 ///
 /// Built by [`Pipeline::build`](crate::Pipeline::build) together with
 /// the [`Guard`](crate::Guard) that flushes it.
 pub struct Layer {
     pub(crate) shared: Arc<Shared>,
-    with_state: WithState,
 }
 
 impl fmt::Debug for Layer {
@@ -248,10 +201,7 @@ impl fmt::Debug for Layer {
 
 impl Layer {
     pub(crate) fn new(shared: Arc<Shared>) -> Layer {
-        Layer {
-            shared,
-            with_state: WithState(with_state_unset),
-        }
+        Layer { shared }
     }
 }
 
@@ -286,38 +236,106 @@ fn suppressed() -> bool {
     SUPPRESSED.with(|s| s.get())
 }
 
-/// The nearest ancestor (or the span itself, with `include_self`) that has state.
-fn nearest_cx<S>(
-    span: &tracing_subscriber::registry::SpanRef<'_, S>,
-    include_self: bool,
-) -> Option<ParentCx>
+/// The identity of span `id`, or of its nearest ancestor the layer tracks
+/// (a span filtered out for this layer, or ignored, has no state).
+/// `from` is a span whose ancestors include `id`'s, for the walk: the
+/// layer's own context only shows it spans its filter lets through.
+fn nearest_cx<S>(shared: &Shared, id: &Id, from: &Id, ctx: &Context<'_, S>) -> Option<ParentCx>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if include_self {
-        if let Some(state) = span.extensions().get::<SpanState>() {
-            return Some(ParentCx::from_local(state));
-        }
+    if let Some(p) = shared.spans.with(id, |s| ParentCx::from_local(s)) {
+        return Some(p);
     }
-    // Walks parents directly: a root span costs no lookup at all.
+    let span = ctx.span(from)?;
     let mut next = span.parent();
     while let Some(s) = next {
-        if let Some(state) = s.extensions().get::<SpanState>() {
-            return Some(ParentCx::from_local(state));
+        if let Some(p) = shared.spans.with(&s.id(), |s| ParentCx::from_local(s)) {
+            return Some(p);
         }
         next = s.parent();
     }
     None
 }
 
+/// The span an event belongs to, as tracked by the layer.
+fn event_span_id<S>(event: &TracingEvent<'_>, ctx: &Context<'_, S>) -> Option<Id>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    match event.parent() {
+        Some(id) => Some(id.clone()),
+        None if event.is_contextual() => ctx.current_span().id().cloned(),
+        None => None,
+    }
+}
+
+/// Records an event on the span it belongs to, if that span is recorded.
+fn record_event(
+    state: &mut SpanState,
+    event: &TracingEvent<'_>,
+    plan: &'static crate::fields::FieldPlan,
+    meta: &'static Metadata<'static>,
+) {
+    let SpanState::Sampled(rec) = state else {
+        return;
+    };
+    let mut visitor = EventVisitor {
+        plan,
+        message: None,
+        error: None,
+        attrs: Vec::new(),
+    };
+    event.record(&mut visitor);
+    let EventVisitor {
+        message,
+        error,
+        mut attrs,
+        ..
+    } = visitor;
+    attrs.push(KeyValue::new(
+        Key::from_static_str(semconv::EVENT_LEVEL),
+        StringValue::from(meta.level().as_str()),
+    ));
+    attrs.push(KeyValue::new(
+        Key::from_static_str(semconv::EVENT_TARGET),
+        StringValue::from(meta.target()),
+    ));
+    let name: Cow<'static, str> = if *meta.level() == Level::ERROR {
+        let text = error
+            .or_else(|| message.clone())
+            .unwrap_or_else(|| meta.name().to_string());
+        rec.meta.set_error(text.clone());
+        if let (Some(m), true) = (
+            message,
+            attrs.iter().all(|kv| kv.key.as_str() != semconv::MESSAGE),
+        ) {
+            attrs.push(KeyValue::new(semconv::MESSAGE, m));
+        }
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::EXCEPTION_MESSAGE),
+            text,
+        ));
+        Cow::Borrowed(semconv::EXCEPTION_EVENT)
+    } else {
+        if let Some(e) = error {
+            attrs.push(KeyValue::new(
+                Key::from_static_str(semconv::EXCEPTION_MESSAGE),
+                e,
+            ));
+        }
+        message
+            .map(Cow::Owned)
+            .unwrap_or(Cow::Borrowed(meta.name()))
+    };
+    rec.events
+        .push(Event::new(name, SystemTime::now(), attrs, 0));
+}
+
 impl<S> tracing_subscriber::Layer<S> for Layer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_layer(&mut self, _subscriber: &mut S) {
-        self.with_state = WithState(with_state::<S>);
-    }
-
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let shared = &*self.shared;
         if !shared.enabled || suppressed() {
@@ -328,11 +346,14 @@ where
         if plan.ignored {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
         let parent = if attrs.is_root() {
             None
         } else {
-            let local = nearest_cx(&span, false);
+            let parent_id = match attrs.parent() {
+                Some(id) => Some(id.clone()),
+                None => ctx.current_span().id().cloned(),
+            };
+            let local = parent_id.and_then(|p| nearest_cx(shared, &p, id, &ctx));
             if attrs.is_contextual() && (local.is_none() || shared.context_activation) {
                 // A span made through the OpenTelemetry API (or a context the
                 // user attached) inside the current `tracing` span is the
@@ -368,37 +389,35 @@ where
         } else {
             SpanState::Unsampled(cx)
         };
-        // `replace`, not `insert`: a second tracing-llm layer in the same
-        // subscriber must not panic (it takes over the span instead).
-        span.extensions_mut().replace(state);
+        shared.spans.insert(id, state);
     }
 
-    fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() {
-            let content = self.shared.policy.capture.any();
-            values.record(&mut SpanVisitor::new(rec.plan, rec, true, content));
-        }
+    fn on_record(&self, id: &Id, values: &Values<'_>, _ctx: Context<'_, S>) {
+        let content = self.shared.policy.capture.any();
+        self.shared.spans.with(id, |state| {
+            if let SpanState::Sampled(rec) = state {
+                values.record(&mut SpanVisitor::new(rec.plan, rec, true, content));
+            }
+        });
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        let Some(target) = ctx.span(follows).and_then(|s| nearest_cx(&s, true)) else {
+        let Some(target) = nearest_cx(&self.shared, follows, follows, &ctx) else {
             return;
         };
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() {
-            let flags = flags(target.sampled);
-            let sc = SpanContext::new(
-                target.trace_id,
-                target.span_id,
-                flags,
-                false,
-                target.trace_state,
-            );
-            rec.links.push(Link::with_context(sc));
-        }
+        let flags = flags(target.sampled);
+        let sc = SpanContext::new(
+            target.trace_id,
+            target.span_id,
+            flags,
+            false,
+            target.trace_state,
+        );
+        self.shared.spans.with(id, |state| {
+            if let SpanState::Sampled(rec) = state {
+                rec.links.push(Link::with_context(sc));
+            }
+        });
     }
 
     fn on_event(&self, event: &TracingEvent<'_>, ctx: Context<'_, S>) {
@@ -410,75 +429,29 @@ where
         if plan.ignored {
             return;
         }
-        let Some(span) = ctx.event_span(event) else {
-            return;
-        };
-        let mut ext = span.extensions_mut();
-        let Some(SpanState::Sampled(rec)) = ext.get_mut::<SpanState>() else {
-            return;
-        };
-        let mut visitor = EventVisitor {
-            plan,
-            message: None,
-            error: None,
-            attrs: Vec::new(),
-        };
-        event.record(&mut visitor);
-        let EventVisitor {
-            message,
-            error,
-            mut attrs,
-            ..
-        } = visitor;
-        attrs.push(KeyValue::new(
-            Key::from_static_str(semconv::EVENT_LEVEL),
-            StringValue::from(meta.level().as_str()),
-        ));
-        attrs.push(KeyValue::new(
-            Key::from_static_str(semconv::EVENT_TARGET),
-            StringValue::from(meta.target()),
-        ));
-        let name: Cow<'static, str> = if *meta.level() == Level::ERROR {
-            let text = error
-                .or_else(|| message.clone())
-                .unwrap_or_else(|| meta.name().to_string());
-            rec.meta.set_error(text.clone());
-            if let (Some(m), true) = (
-                message,
-                attrs.iter().all(|kv| kv.key.as_str() != semconv::MESSAGE),
-            ) {
-                attrs.push(KeyValue::new(semconv::MESSAGE, m));
+        let direct = event_span_id(event, &ctx);
+        let recorded = direct.as_ref().and_then(|id| {
+            self.shared
+                .spans
+                .with(id, |state| record_event(state, event, plan, meta))
+        });
+        if recorded.is_none() {
+            // The current span is not one the layer tracks (filtered out for
+            // it, say): the nearest one that is.
+            if let Some(span) = ctx.event_span(event) {
+                if direct.as_ref() != Some(&span.id()) {
+                    self.shared
+                        .spans
+                        .with(&span.id(), |state| record_event(state, event, plan, meta));
+                }
             }
-            attrs.push(KeyValue::new(
-                Key::from_static_str(semconv::EXCEPTION_MESSAGE),
-                text,
-            ));
-            Cow::Borrowed(semconv::EXCEPTION_EVENT)
-        } else {
-            if let Some(e) = error {
-                attrs.push(KeyValue::new(
-                    Key::from_static_str(semconv::EXCEPTION_MESSAGE),
-                    e,
-                ));
-            }
-            message
-                .map(Cow::Owned)
-                .unwrap_or(Cow::Borrowed(meta.name()))
-        };
-        rec.events
-            .push(Event::new(name, SystemTime::now(), attrs, 0));
+        }
     }
-
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
         if !self.shared.context_activation || !self.shared.enabled {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        let otel = {
-            let mut ext = span.extensions_mut();
-            let Some(state) = ext.get_mut::<SpanState>() else {
-                return;
-            };
+        let otel = self.shared.spans.with(id, |state| {
             let cx = state.cx_mut();
             match &cx.active {
                 Some(active) => active.clone(),
@@ -490,7 +463,8 @@ where
                     active
                 }
             }
-        };
+        });
+        let Some(otel) = otel else { return };
         let guard = otel.attach();
         ACTIVE.with(|a| a.borrow_mut().push((id.into_u64(), guard)));
     }
@@ -508,11 +482,13 @@ where
         drop(guard);
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
-        let state = span.extensions_mut().remove::<SpanState>();
+    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+        let state = self.shared.spans.remove(&id);
         if let (Some(SpanState::Sampled(mut rec)), Some(sink)) = (state, &self.shared.sink) {
             rec.end = SystemTime::now();
+            // Freed on the thread that allocated it: the allocator reuses
+            // it, still in cache, for the next span's context.
+            rec.cx.active = None;
             sink.send_record(rec);
         }
     }
@@ -520,8 +496,6 @@ where
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
-        } else if id == TypeId::of::<WithState>() {
-            Some(&self.with_state as *const WithState as *const ())
         } else {
             None
         }

@@ -264,6 +264,7 @@ mod sampler;
 mod scrub;
 pub mod semconv;
 mod span_ext;
+mod spans;
 mod types;
 
 pub use config::{Compression, Exporter, Protocol};

@@ -445,6 +445,7 @@ impl Pipeline {
             sink,
             policy,
             pool,
+            spans: Default::default(),
         });
         let guard = Guard {
             handle,

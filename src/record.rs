@@ -126,6 +126,7 @@ impl Record {
         self.events.clear();
         self.links.clear();
         self.inherited = None;
+        self.cx.active = None;
         self.buf.capacity() <= MAX_POOLED_BUF && self.raw.capacity() <= 256
     }
 
@@ -319,6 +320,21 @@ thread_local! {
     /// hold nothing of the pipeline they came from, so one stash serves
     /// every pipeline.
     static STASH: std::cell::RefCell<Batch> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps a record that was not sent (the queue was full) for this thread's
+/// next span.
+pub(crate) fn keep_here(mut rec: Box<Record>) {
+    if !rec.clear() {
+        return;
+    }
+    let _ = STASH.try_with(|stash| {
+        if let Ok(mut stash) = stash.try_borrow_mut() {
+            if stash.len() < POOL_BATCH {
+                stash.push(rec);
+            }
+        }
+    });
 }
 
 impl Pool {

@@ -8,7 +8,7 @@ use opentelemetry::{Context as OtelContext, Key, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 use crate::fields::Code;
-use crate::layer::{set_attribute, ParentCx, SpanState, WithState};
+use crate::layer::{set_attribute, Layer, ParentCx, SpanState};
 use crate::record::Record;
 use std::time::SystemTime;
 
@@ -164,9 +164,11 @@ fn with_state(
     span: &tracing::Span,
     f: &mut dyn FnMut(&mut SpanState, &crate::layer::Shared, &'static tracing::Metadata<'static>),
 ) {
+    let Some(meta) = span.metadata() else { return };
     span.with_subscriber(|(id, dispatch)| {
-        if let Some(w) = dispatch.downcast_ref::<WithState>() {
-            w.with(dispatch, id, f);
+        if let Some(layer) = dispatch.downcast_ref::<Layer>() {
+            let shared = &*layer.shared;
+            shared.spans.with(id, |state| f(state, shared, meta));
         }
     });
 }

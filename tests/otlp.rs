@@ -26,6 +26,8 @@ both_transports!(
     ratio_zero_keeps_only_sampled_remote_parents,
     otel_fields_set_name_kind_status,
     explicit_and_root_parents,
+    per_layer_filter_keeps_the_tree,
+    a_value_that_logs_while_recorded,
 );
 
 #[instrument]
@@ -429,4 +431,65 @@ fn otel_api_span_sees_a_remote_parent_set_inside_instrument(t: Transport) {
         api.parent_id(),
         handler.span_id()
     );
+}
+
+/// With a per-layer filter, spans the layer does not see (but another layer
+/// does) are skipped: their children hang under the nearest span it does
+/// see, and their events go to that span.
+fn per_layer_filter_keeps_the_tree(t: Transport) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer as _;
+    /// Another layer, interested in everything.
+    struct Everything;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Everything {}
+    let rx = receiver(t);
+    let (layer, guard) = pipeline(t, &rx).build().unwrap();
+    let filter = tracing_subscriber::filter::filter_fn(|m| m.target() != "noise");
+    let subscriber = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .with(Everything);
+    tracing::subscriber::with_default(subscriber, || {
+        let root = info_span!("root");
+        let _r = root.enter();
+        let hidden = info_span!(target: "noise", "hidden");
+        let _h = hidden.enter();
+        tracing::info!("inside hidden");
+        info_span!("leaf").in_scope(|| {});
+        let explicit = info_span!(parent: &hidden, "explicit");
+        drop(explicit);
+    });
+    guard.shutdown().unwrap();
+    let got = rx.wait_for(3, Duration::from_secs(5));
+    assert!(got.iter().all(|s| s.name() != "hidden"));
+    let root = rx.span("root");
+    assert!(rx.span("leaf").is_child_of(&root));
+    assert!(rx.span("explicit").is_child_of(&root));
+    assert_eq!(root.span.events.len(), 1);
+    assert_eq!(root.span.events[0].name, "inside hidden");
+}
+
+/// A value whose `Debug` logs while the layer records it: no deadlock, the
+/// value is recorded, other spans are unaffected.
+fn a_value_that_logs_while_recorded(t: Transport) {
+    struct Chatty;
+    impl std::fmt::Debug for Chatty {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            tracing::info!("formatting");
+            let _nested = info_span!("made_while_formatting").entered();
+            f.write_str("chatty")
+        }
+    }
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let outer = info_span!("outer", v = tracing::field::Empty, w = ?Chatty);
+        outer.in_scope(|| {
+            outer.record("v", tracing::field::debug(&Chatty));
+        });
+        info_span!("after").in_scope(|| {});
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    let outer = rx.span("outer");
+    assert_eq!(outer.str_attr("v"), Some("chatty"));
+    assert_eq!(outer.str_attr("w"), Some("chatty"));
+    rx.span("after");
 }

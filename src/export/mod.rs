@@ -99,9 +99,20 @@ impl Sink {
     pub(crate) fn send(&self, item: Item) {
         let weight = item.weight();
         let held = self.counters.queued_bytes.fetch_add(weight, Relaxed);
-        if held + weight > self.max_bytes || self.tx.try_send(item).is_err() {
+        let refused = if held + weight > self.max_bytes {
+            Some(item)
+        } else {
+            self.tx.try_send(item).err().map(|e| e.into_inner())
+        };
+        if let Some(item) = refused {
             self.counters.queued_bytes.fetch_sub(weight, Relaxed);
             self.counters.dropped.fetch_add(1, Relaxed);
+            // An overloaded pipeline stays cheap for the application: the
+            // dropped span's record is reused by this thread's next span
+            // instead of being freed here and allocated again.
+            if let Item::Record(rec) = item {
+                crate::record::keep_here(rec);
+            }
         }
     }
 }

@@ -1,0 +1,238 @@
+//! The layer's own table of span states, keyed by span id.
+//!
+//! Kept beside the registry rather than in its extensions: reaching a
+//! span's state costs one hash and one uncontended lock, instead of a slab
+//! lookup, a reference count, a per-span lock and a type-keyed map, and
+//! storing it allocates nothing in steady state (the extensions box every
+//! value).
+//!
+//! The table is split into shards, each behind its own lock, so threads
+//! working on different spans rarely meet. A lock is held only while the
+//! layer copies a span's values; if that copying re-enters the layer on the
+//! same thread (a `Debug` implementation that logs, say) and needs the same
+//! shard, the nested call is skipped instead of deadlocking.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use tracing_core::span::Id;
+
+use crate::layer::SpanState;
+
+/// Number of shards: a power of two no larger than 64 (one bit each in
+/// [`HELD`]).
+const SHARDS: usize = 64;
+
+/// Span states by span id.
+pub(crate) struct Spans {
+    shards: Box<[Shard]>,
+}
+
+/// One shard, on its own cache line so that neighbouring locks do not
+/// contend.
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard(Mutex<HashMap<u64, SpanState, BuildHasherDefault<IdHasher>>>);
+
+thread_local! {
+    /// The shards whose lock this thread holds, one bit each.
+    static HELD: Cell<u64> = const { Cell::new(0) };
+}
+
+impl std::fmt::Debug for Spans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spans").finish_non_exhaustive()
+    }
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Spans {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+/// Mixes a span id: registry ids differ mostly in their low bits.
+#[inline]
+fn mix(id: u64) -> u64 {
+    id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[inline]
+fn shard_of(id: u64) -> usize {
+    // High bits of the product: the best mixed. The map inside uses the low
+    // bits (bucket) and the top seven (tag) of the rotated value.
+    (mix(id) >> 40) as usize & (SHARDS - 1)
+}
+
+/// A shard's lock, held by this thread until dropped.
+struct Held<'a> {
+    map: MutexGuard<'a, HashMap<u64, SpanState, BuildHasherDefault<IdHasher>>>,
+    bit: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let bit = self.bit;
+        HELD.with(|h| h.set(h.get() & !bit));
+    }
+}
+
+impl Spans {
+    /// Locks the shard of `id`; `None` if this thread already holds it.
+    #[inline]
+    fn lock(&self, id: u64) -> Option<Held<'_>> {
+        let shard = shard_of(id);
+        let bit = 1u64 << shard;
+        let held = HELD.try_with(|h| h.get()).ok()?;
+        if held & bit != 0 {
+            return None;
+        }
+        // A panic while a shard was held (a value's `Debug` implementation,
+        // say) leaves the map itself consistent: keep using it.
+        let map = self.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        HELD.with(|h| h.set(held | bit));
+        Some(Held { map, bit })
+    }
+
+    /// Stores the state of a new span.
+    pub(crate) fn insert(&self, id: &Id, state: SpanState) {
+        let key = id.into_u64();
+        let old = match self.lock(key) {
+            Some(mut held) => held.map.insert(key, state),
+            None => Some(state),
+        };
+        // Dropped outside the lock.
+        drop(old);
+    }
+
+    /// Runs `f` on the state of span `id`, if it has one.
+    #[inline]
+    pub(crate) fn with<R>(&self, id: &Id, f: impl FnOnce(&mut SpanState) -> R) -> Option<R> {
+        let key = id.into_u64();
+        let mut held = self.lock(key)?;
+        held.map.get_mut(&key).map(f)
+    }
+
+    /// Takes the state of a closed span.
+    pub(crate) fn remove(&self, id: &Id) -> Option<SpanState> {
+        let key = id.into_u64();
+        self.lock(key)?.map.remove(&key)
+    }
+
+    /// Number of spans with state (open spans the layer tracks).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.0.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Hashes a span id (the only key the table has) with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for `u64` keys; kept correct for any other use.
+        for &b in bytes {
+            self.0 = mix(self.0 ^ u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, id: u64) {
+        // Rotated so that the bits choosing the shard are not the ones the
+        // map uses for its tags.
+        self.0 = mix(id).rotate_left(20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::SpanCx;
+    use opentelemetry::trace::{SpanId, TraceId, TraceState};
+
+    fn state(n: u64) -> SpanState {
+        SpanState::Unsampled(SpanCx {
+            trace_id: TraceId::from(u128::from(n) + 1),
+            span_id: SpanId::from(n + 1),
+            parent_id: SpanId::INVALID,
+            parent_remote: false,
+            sampled: false,
+            trace_state: TraceState::default(),
+            active: None,
+        })
+    }
+
+    #[test]
+    fn insert_find_remove() {
+        let spans = Spans::default();
+        for n in 1..=10_000u64 {
+            spans.insert(&Id::from_u64(n), state(n));
+        }
+        assert_eq!(spans.len(), 10_000);
+        for n in (1..=10_000u64).step_by(7) {
+            let found = spans.with(&Id::from_u64(n), |s| s.cx().span_id);
+            assert_eq!(found, Some(SpanId::from(n + 1)));
+        }
+        assert!(spans.with(&Id::from_u64(10_001), |_| ()).is_none());
+        for n in 1..=10_000u64 {
+            assert!(spans.remove(&Id::from_u64(n)).is_some());
+        }
+        assert_eq!(spans.len(), 0);
+    }
+
+    #[test]
+    fn reentry_on_the_same_shard_is_skipped_not_deadlocked() {
+        let spans = Spans::default();
+        let a = Id::from_u64(1);
+        // Another id in the same shard as `a`, and one in a different shard.
+        let same = (2..)
+            .map(Id::from_u64)
+            .find(|id| shard_of(id.into_u64()) == shard_of(1))
+            .unwrap();
+        let other = (2..)
+            .map(Id::from_u64)
+            .find(|id| shard_of(id.into_u64()) != shard_of(1))
+            .unwrap();
+        spans.insert(&a, state(1));
+        spans.insert(&same, state(2));
+        spans.insert(&other, state(3));
+        let nested = spans.with(&a, |_| {
+            (
+                spans.with(&same, |_| ()).is_some(),
+                spans.with(&other, |_| ()).is_some(),
+            )
+        });
+        assert_eq!(nested, Some((false, true)));
+        // The lock and the held bit are released afterwards.
+        assert!(spans.with(&same, |_| ()).is_some());
+    }
+
+    #[test]
+    fn a_panic_inside_leaves_the_table_usable() {
+        let spans = Spans::default();
+        let a = Id::from_u64(5);
+        spans.insert(&a, state(5));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            spans.with(&a, |_| panic!("inside"));
+        }));
+        assert!(r.is_err());
+        assert!(spans.with(&a, |_| ()).is_some());
+        assert!(spans.remove(&a).is_some());
+    }
+}
