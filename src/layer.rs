@@ -489,6 +489,9 @@ where
             // Freed on the thread that allocated it: the allocator reuses
             // it, still in cache, for the next span's context.
             rec.cx.active = None;
+            if sink.behind() && self.shared.policy.scrubber.enabled {
+                rec.prescrub();
+            }
             sink.send_record(rec);
         }
     }

@@ -66,6 +66,9 @@ pub(crate) struct Record {
     pub(crate) links: Vec<Link>,
     /// User, session, tags and metadata, shared with descendants.
     pub(crate) inherited: Option<Arc<Inherited>>,
+    /// The string values were already searched for credentials, on the
+    /// application's thread (see [`Record::prescrub`]).
+    pub(crate) prescrubbed: bool,
 }
 
 /// Buffers larger than this are not kept for reuse.
@@ -98,6 +101,7 @@ impl Record {
             events: Vec::new(),
             links: Vec::new(),
             inherited: None,
+            prescrubbed: false,
         }
     }
 
@@ -116,6 +120,7 @@ impl Record {
         self.meta = SpanMeta::new(callsite);
         self.start = SystemTime::now();
         self.end = self.start;
+        self.prescrubbed = false;
     }
 
     /// Empties the record for the pool; `false` when it is not worth keeping.
@@ -190,6 +195,32 @@ impl Record {
         self.push_raw(name, role, replace, RawValue::Str(start32, s.len() as u32));
     }
 
+    /// Searches the string values for credentials now, on the application's
+    /// thread, so that the export thread need not: done when the export
+    /// thread has fallen behind, to share its work without allocating (a
+    /// replacement, rare, is written to the end of the record's buffer).
+    pub(crate) fn prescrub(&mut self) {
+        for i in 0..self.raw.len() {
+            let RawValue::Str(start, len) = self.raw[i].value else {
+                continue;
+            };
+            let (start, len) = (start as usize, len as usize);
+            let Some(clean) = self.buf.get(start..start + len).and_then(scrub_str) else {
+                continue;
+            };
+            let at = self.buf.len();
+            match (u32::try_from(at), u32::try_from(clean.len())) {
+                (Ok(at32), Ok(n)) if at32.checked_add(n).is_some() => {
+                    self.buf.push_str(&clean);
+                    self.raw[i].value = RawValue::Str(at32, n);
+                }
+                // Too large to keep: the export thread searches it again.
+                _ => return,
+            }
+        }
+        self.prescrubbed = true;
+    }
+
     /// Approximate memory this record holds, for the queue's byte bound.
     pub(crate) fn weight(&self) -> u64 {
         (std::mem::size_of::<Record>()
@@ -215,7 +246,7 @@ impl Record {
     /// it (`n`, `u001b`…) follows a character no credential starts after.
     pub(crate) fn decode(&mut self, policy: &ContentPolicy) {
         let buf = std::mem::take(&mut self.buf);
-        let scrub = policy.scrubber.enabled;
+        let scrub = policy.scrubber.enabled && !self.prescrubbed;
         let mut attrs = std::mem::take(&mut self.attrs);
         attrs.reserve(self.raw.len() + 3 + if self.plan.llm { GENAI_ATTRS } else { 0 });
         if self.code_location {
@@ -254,7 +285,7 @@ impl Record {
             }
         }
         self.attrs = attrs;
-        crate::genai::finish(self, genai, policy);
+        crate::genai::finish(self, &mut genai, policy);
         self.buf = buf;
     }
 }
@@ -380,5 +411,95 @@ impl Pool {
             // A full pool: the batch is dropped.
             let _ = self.tx.try_send(batch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genai::LlmKey;
+    use opentelemetry::trace::{SpanId, TraceId, TraceState};
+    use tracing_core::callsite::Callsite;
+    use tracing_core::{Interest, Kind, Level};
+
+    struct Site;
+    static SITE: Site = Site;
+    static META: Metadata<'static> = tracing_core::metadata! {
+        name: "prescrub",
+        target: "tracing_llm::tests",
+        level: Level::INFO,
+        fields: &["llm.prompt", "note", "count"],
+        callsite: &SITE,
+        kind: Kind::SPAN,
+    };
+    impl Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            &META
+        }
+    }
+
+    const KEY: &str = "sk-proj-Zx9QwErTyUiOpAsDfGhJkLzXcVbNm1234";
+
+    fn record() -> Box<Record> {
+        let cx = SpanCx {
+            trace_id: TraceId::from(1u128),
+            span_id: SpanId::from(1u64),
+            parent_id: SpanId::INVALID,
+            parent_remote: false,
+            sampled: true,
+            trace_state: TraceState::default(),
+            active: None,
+        };
+        let mut rec = Box::new(Record::new(
+            cx,
+            crate::fields::plan_for(&META),
+            &META,
+            false,
+        ));
+        let prompt = format!("my key is {KEY}, thanks");
+        rec.push_str("llm.prompt", Role::Llm(LlmKey::Prompt), false, &prompt);
+        rec.push_str("note", Role::Attr, false, &format!("Bearer {KEY}"));
+        rec.push_raw("count", Role::Attr, false, RawValue::U64(3));
+        rec.push_str("note", Role::Attr, true, "nothing secret here at all");
+        rec
+    }
+
+    fn exported(rec: &mut Record) -> Vec<(String, String)> {
+        rec.decode(&ContentPolicy::default());
+        rec.attrs
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn prescrubbed_records_export_the_same_clean_values() {
+        let mut plain = record();
+        let mut early = record();
+        early.prescrub();
+        assert!(early.prescrubbed);
+        // A replacement went to the end of the buffer; the export thread
+        // does not search again and finds the same clean values.
+        let (a, b) = (exported(&mut plain), exported(&mut early));
+        assert_eq!(a, b);
+        let all = format!("{b:?}");
+        assert!(!all.contains(KEY), "{all}");
+        assert!(all.contains("my key is [REDACTED], thanks"), "{all}");
+        assert!(all.contains("nothing secret here at all"), "{all}");
+        assert!(b.iter().any(|(k, v)| k == "count" && v == "3"));
+    }
+
+    #[test]
+    fn reused_records_are_searched_again() {
+        let mut rec = record();
+        rec.prescrub();
+        let cx = rec.cx.clone();
+        assert!(rec.clear());
+        rec.reset(cx, crate::fields::plan_for(&META), &META, false);
+        assert!(!rec.prescrubbed);
+        rec.push_str("note", Role::Attr, false, &format!("key {KEY}"));
+        let all = format!("{:?}", exported(&mut rec));
+        assert!(!all.contains(KEY), "{all}");
     }
 }

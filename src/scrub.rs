@@ -397,8 +397,43 @@ pub(crate) fn scrub_str(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    fn is_trigger(b: u8) -> bool {
+        matches!(b, b'-' | b'J' | b'_' | b'A' | b'B')
+    }
+
+    /// `scrub_str` written plainly: every position is tried.
+    pub(crate) fn scrub_str_reference(s: &str) -> Option<String> {
+        let bytes = s.as_bytes();
+        if bytes.len() < 15 {
+            return None;
+        }
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        for at in 0..bytes.len() {
+            if !is_trigger(bytes[at]) {
+                continue;
+            }
+            let Some(start) = candidate_start(bytes, at).filter(|&st| st >= copied) else {
+                continue;
+            };
+            if let Some(len) = credential_at(&bytes[start..]) {
+                let o = out.get_or_insert_with(String::new);
+                o.push_str(&s[copied..start]);
+                if bytes[start..].starts_with(b"Bearer ") {
+                    o.push_str("Bearer ");
+                }
+                o.push_str(REDACTED);
+                copied = start + len;
+            }
+        }
+        out.map(|mut o| {
+            o.push_str(&s[copied..]);
+            o
+        })
+    }
 
     /// Every string constant of `semconv.rs`: the keys the crate writes.
     fn semconv_literals() -> Vec<&'static str> {

@@ -93,6 +93,13 @@ impl Sink {
         self.send(Item::Record(rec));
     }
 
+    /// The export thread has fallen behind: more than half the queue's
+    /// bytes are taken.
+    #[inline]
+    pub(crate) fn behind(&self) -> bool {
+        self.counters.queued_bytes.load(Relaxed) > self.max_bytes / 2
+    }
+
     /// Queues a span, or drops and counts it when the queue is full in spans
     /// or in bytes. Never waits.
     #[inline]

@@ -527,7 +527,8 @@ pub(crate) fn to_span_data(
     let cx = &rec.cx;
     let meta = &mut rec.meta;
     let (start, end) = (rec.start, rec.end);
-    let mut attrs: Vec<KeyValue> = rec.attrs.drain(..).collect();
+    let mut attrs: Vec<KeyValue> = Vec::with_capacity(rec.attrs.len());
+    attrs.append(&mut rec.attrs);
     *scratch = std::mem::take(&mut rec.attrs);
     let mut events = std::mem::take(&mut rec.events);
     let split = given.min(attrs.len());

@@ -104,7 +104,7 @@ fn inherited_attributes(inh: &super::Inherited, policy: &ContentPolicy) -> Vec<K
 /// Finishes a span's GenAI semantics for LLM spans: the convention keys,
 /// name, kind, content (per the content policy) and error type. Runs on the
 /// export worker.
-pub(crate) fn finish(rec: &mut Record, mut g: GenAi<'_>, policy: &ContentPolicy) {
+pub(crate) fn finish(rec: &mut Record, g: &mut GenAi<'_>, policy: &ContentPolicy) {
     if !g.active {
         if rec.meta.is_error() {
             if let Some(t) = rec.meta.error_type.take() {
@@ -116,7 +116,7 @@ pub(crate) fn finish(rec: &mut Record, mut g: GenAi<'_>, policy: &ContentPolicy)
     let op = g.operation();
 
     if !rec.meta.name_set {
-        rec.meta.name = span_name(op.as_str(), &g);
+        rec.meta.name = span_name(op.as_str(), g);
         if let Some(function) = rec.meta.function {
             rec.attrs.push(KeyValue::new(
                 Key::from_static_str(sc::CODE_FUNCTION_NAME),
@@ -161,7 +161,7 @@ pub(crate) fn finish(rec: &mut Record, mut g: GenAi<'_>, policy: &ContentPolicy)
             push(attrs, key, v);
         }
     }
-    for (key, value) in USAGE_KEYS.iter().zip(g.usage) {
+    for (key, value) in USAGE_KEYS.iter().zip(g.usage.iter().copied()) {
         if let Some(n) = value {
             push(attrs, key, n);
         }
