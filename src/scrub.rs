@@ -354,6 +354,16 @@ fn candidate_start(bytes: &[u8], i: usize) -> Option<usize> {
     (start == 0 || !token_char(bytes[start - 1])).then_some(start)
 }
 
+/// Appends the text before the credential at `start`, then its replacement.
+fn push_redacted(out: &mut String, s: &str, copied: usize, start: usize) {
+    // Credentials are ASCII, so both ends are character boundaries.
+    out.push_str(&s[copied..start]);
+    if s.as_bytes()[start..].starts_with(b"Bearer ") {
+        out.push_str("Bearer ");
+    }
+    out.push_str(REDACTED);
+}
+
 /// `s` with every credential replaced, or `None` when it holds none.
 pub(crate) fn scrub_str(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -381,12 +391,7 @@ pub(crate) fn scrub_str(s: &str) -> Option<String> {
         }
         if let Some(len) = credential_at(&bytes[start..]) {
             let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
-            // Credentials are ASCII, so both ends are character boundaries.
-            o.push_str(&s[copied..start]);
-            if bytes[start..].starts_with(b"Bearer ") {
-                o.push_str("Bearer ");
-            }
-            o.push_str(REDACTED);
+            push_redacted(o, s, copied, start);
             copied = start + len;
         }
     }
@@ -420,12 +425,7 @@ pub(crate) mod tests {
                 continue;
             };
             if let Some(len) = credential_at(&bytes[start..]) {
-                let o = out.get_or_insert_with(String::new);
-                o.push_str(&s[copied..start]);
-                if bytes[start..].starts_with(b"Bearer ") {
-                    o.push_str("Bearer ");
-                }
-                o.push_str(REDACTED);
+                push_redacted(out.get_or_insert_with(String::new), s, copied, start);
                 copied = start + len;
             }
         }
