@@ -210,8 +210,13 @@
 //! - **Never blocks, never panics on input.** Finished spans go into a bounded
 //!   queue (65,536 spans and 64 MiB by default: [`Pipeline::with_max_queue_size`],
 //!   [`Pipeline::with_max_queue_bytes`]); one background thread decodes,
-//!   batches and exports them. When the queue is full, new spans are dropped,
-//!   counted, and reported on stderr at most once every 10 seconds.
+//!   batches and exports them. When the queue is more than half full, the
+//!   thread ending a span searches its values for credentials itself (no
+//!   waiting, no allocation), so one busy thread does not outrun the
+//!   exporter. When the queue is full, new spans are dropped, counted, and
+//!   reported on stderr at most once every 10 seconds.
+//! - **Per-layer filters.** Spans a filter on the layer hides are skipped:
+//!   their children and events go to the nearest span it lets through.
 //! - **Collector faults.** Answers are classified as the OTLP specification
 //!   says: transient failures (connection refused, gRPC `UNAVAILABLE`,
 //!   `RESOURCE_EXHAUSTED`, …, HTTP 429/502/503/504) are retried with backoff
