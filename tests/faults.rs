@@ -112,6 +112,7 @@ both_transports!(
     invalid_batches_are_dropped_and_later_ones_flow,
     partial_success_is_counted,
     requests_stay_under_the_size_limit,
+    spans_arrive_on_schedule_while_flowing_and_after_idle_gaps,
 );
 
 fn collector_appears_after_start(t: Transport) {
@@ -379,4 +380,47 @@ fn headers_never_show_in_debug_output() {
     assert!(!format!("{layer:?}").contains("sk-secret-123"), "{layer:?}");
     assert!(!format!("{guard:?}").contains("sk-secret-123"));
     let _ = guard.shutdown();
+}
+
+/// The export thread polls the queue while spans flow and waits on it once
+/// they stop. Without any flush, spans must arrive on schedule in both
+/// states: during a steady trickle (exported while the thread is polling)
+/// and in bursts after idle gaps (each burst wakes a waiting thread).
+fn spans_arrive_on_schedule_while_flowing_and_after_idle_gaps(t: Transport) {
+    let rx = receiver_on(t, 0, None);
+    let (layer, guard) = endpoint(t, rx.port()).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+
+    // A span every 5 ms for 400 ms: the queue is never idle for long, and
+    // the 50 ms batch deadline passes many times meanwhile.
+    let mut arrived_while_flowing = 0;
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..80 {
+            tracing::info_span!("work", batch = "trickle", i).in_scope(|| {});
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        arrived_while_flowing = count(&rx, "trickle");
+    });
+    assert!(
+        arrived_while_flowing >= 40,
+        "only {arrived_while_flowing} of 80 spans arrived while they were flowing: {:?}",
+        guard.stats()
+    );
+    assert_eq!(wait_for(&rx, "trickle", 80, Duration::from_secs(3)), 80);
+
+    // Bursts separated by idle gaps long enough for the thread to stop polling.
+    for (n, burst) in ["burst-1", "burst-2", "burst-3"].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(100));
+        tracing::dispatcher::with_default(&dispatch, || emit(25, burst));
+        assert_eq!(
+            wait_for(&rx, burst, 25, Duration::from_secs(3)),
+            25,
+            "burst {n}: {:?}",
+            guard.stats()
+        );
+    }
+    let stats = stats_when(&guard, |s| s.exported >= 155);
+    assert_eq!((stats.exported, stats.dropped), (155, 0), "{stats:?}");
+    outcome("none-idle-gaps", t, 155, &rx, &stats, "");
+    guard.shutdown().unwrap();
 }
