@@ -213,10 +213,11 @@
 //!   batches and exports them. While spans flow, that thread polls the queue
 //!   every millisecond rather than waiting on it, so ending a span never
 //!   costs a wake-up; 16 ms without spans and it waits again. When the
-//!   queue is more than half full, the thread ending a span searches its
-//!   values for credentials itself (no waiting, no allocation), so one busy
-//!   thread does not outrun the exporter. When the queue is full, new spans are dropped, counted, and
-//!   reported on stderr at most once every 10 seconds.
+//!   queue is more than three quarters full, the thread ending a span
+//!   searches its values for credentials itself (no waiting, no
+//!   allocation), so one busy thread does not outrun the exporter. When the
+//!   queue is full, new spans are dropped, counted, and reported on stderr at
+//!   most once every 10 seconds.
 //! - **Per-layer filters.** Spans a filter on the layer hides are skipped:
 //!   their children and events go to the nearest span it lets through.
 //! - **Collector faults.** Answers are classified as the OTLP specification

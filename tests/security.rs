@@ -46,8 +46,58 @@ fn credentials_are_scrubbed_by_default() {
         pipeline(Transport::Grpc, &rx).with_secret_field("ssn"),
         |_| emit_secrets(),
     );
+    assert_scrubbed(&rx);
+}
+
+/// When the export thread falls behind (here: waiting on a collector that
+/// does not answer its first request) and the queue is more than three
+/// quarters full, the thread ending a span searches its values for
+/// credentials itself. Nothing leaks either way.
+#[test]
+fn credentials_are_scrubbed_when_the_queue_is_behind() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let rx = common::grpc_receiver_with(
+        0,
+        Some(Arc::new(|attempt, _| {
+            if attempt == 0 {
+                common::Answer::Hang
+            } else {
+                common::Answer::Ok
+            }
+        })),
+    );
+    let p = pipeline(Transport::Grpc, &rx)
+        .with_secret_field("ssn")
+        .with_timeout(Duration::from_millis(1_500))
+        .with_max_queue_bytes(1 << 20);
+    run(p, |guard| {
+        // Exported on schedule: the export thread then waits on the collector.
+        tracing::info_span!("first").in_scope(|| {});
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while rx.attempts() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(rx.attempts(), 1, "the first request reached the collector");
+        // 13 spans of 64 KiB: more than three quarters of the 1 MiB the
+        // queue may hold, with room left for the spans below.
+        let filler = "x".repeat(64 * 1024);
+        for _ in 0..13 {
+            tracing::info_span!("filler", filler = filler.as_str()).in_scope(|| {});
+        }
+        emit_secrets();
+        let stats = guard.stats();
+        assert_eq!((stats.queued, stats.dropped), (15, 0), "{stats:?}");
+    });
+    assert_scrubbed(&rx);
+    assert_eq!(rx.spans().len(), 16);
+}
+
+/// No secret of [`emit_secrets`] arrived; the values holding them arrived
+/// with the credential replaced.
+fn assert_scrubbed(rx: &common::Receiver) {
     rx.wait_for(2, std::time::Duration::from_secs(5));
-    let bytes = raw_bytes(&rx);
+    let bytes = raw_bytes(rx);
     for secret in [
         "hunter2-correct-horse",
         "plain-key-value-42",

@@ -93,11 +93,13 @@ impl Sink {
         self.send(Item::Record(rec));
     }
 
-    /// The export thread has fallen behind: more than half the queue's
-    /// bytes are taken.
+    /// The export thread has fallen behind: more than three quarters of the
+    /// queue's bytes are taken. (Not half: a queue that only absorbs a burst
+    /// costs the application nothing; three quarters still leaves a quarter
+    /// of the bound before any span is dropped.)
     #[inline]
     pub(crate) fn behind(&self) -> bool {
-        self.counters.queued_bytes.load(Relaxed) > self.max_bytes / 2
+        self.counters.queued_bytes.load(Relaxed) > self.max_bytes / 4 * 3
     }
 
     /// Queues a span, or drops and counts it when the queue is full in spans
