@@ -8,7 +8,9 @@
 //! `tracing-opentelemetry` (simple processor), `tracing-opentelemetry-batch`
 //! (the SDK's default batch processor) or `otel-sdk`. It makes N identical
 //! spans in a tight loop, exports them to an exporter that only counts, and
-//! prints spans per second, exported and dropped counts, and peak RSS. With
+//! prints spans per second, exported and dropped counts, peak RSS, and the
+//! CPU time of the application's thread and of the pipeline's own threads
+//! (per exported span: the cost of getting spans out of the process). With
 //! `agent-tree` each iteration is an agent span with three children
 //! (retrieval, generation, tool) instead: N trees, 4·N spans.
 //!
@@ -73,7 +75,12 @@ fn run(kind: Kind, n: u64, tree: bool) {
     drop(installed);
     let rss = pipelines::peak_rss_kib();
     let stats = setup.stats();
-    let exported = setup.finish();
+    let (exported, receiver_cpu) = setup.finish_measured();
+    // CPU used by the pipeline's own threads (export, batch processor,
+    // exporter I/O), the receiver's left out; the application's thread
+    // separately. Whole runs, set-up included; 10 ms resolution.
+    let (process_cpu, app_cpu) = pipelines::cpu_secs();
+    let background_cpu = (process_cpu - app_cpu - receiver_cpu).max(0.0);
     // Until the last span left the process (shutdown flushes).
     let total = start.elapsed();
     let expect = match kind {
@@ -90,6 +97,12 @@ fn run(kind: Kind, n: u64, tree: bool) {
         exported as f64 / total.as_secs_f64().max(1e-9),
         expect.saturating_sub(exported),
         rss as f64 / 1024.0,
+    );
+    println!(
+        "cpu: app_ms={:.0} background_ms={:.0} background_ns_per_exported={:.0}",
+        app_cpu * 1e3,
+        background_cpu * 1e3,
+        background_cpu * 1e9 / (exported.max(1) as f64),
     );
     if let Some(s) = stats {
         println!(

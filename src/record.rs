@@ -132,7 +132,9 @@ impl Record {
         self.links.clear();
         self.inherited = None;
         self.cx.active = None;
-        self.buf.capacity() <= MAX_POOLED_BUF && self.raw.capacity() <= 256
+        self.buf.capacity() <= MAX_POOLED_BUF
+            && self.raw.capacity() <= 256
+            && self.attrs.capacity() <= 256
     }
 
     /// Records one field value. Inherited keys (user, session, tags,

@@ -28,6 +28,7 @@ both_transports!(
     explicit_and_root_parents,
     per_layer_filter_keeps_the_tree,
     a_value_that_logs_while_recorded,
+    alone_or_beside_another_exporter_spans_arrive_alike,
 );
 
 #[instrument]
@@ -492,4 +493,133 @@ fn a_value_that_logs_while_recorded(t: Transport) {
     assert_eq!(outer.str_attr("v"), Some("chatty"));
     assert_eq!(outer.str_attr("w"), Some("chatty"));
     rx.span("after");
+}
+
+/// Collects the SDK spans handed to a custom exporter.
+#[derive(Clone, Debug, Default)]
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Collect {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+/// Spans of every shape the layer makes: GenAI attributes and message
+/// JSON, inherited user and session, events, an error, a link, a remote
+/// parent with trace state, a kind, and a span made through the
+/// OpenTelemetry API.
+fn every_shape(guard: &tracing_llm::Guard) {
+    use tracing_llm::Usage;
+    let root = info_span!("request", otel.kind = "server", route = "/ask");
+    let mut headers = std::collections::HashMap::new();
+    headers.insert("traceparent".to_string(), TRACEPARENT.to_string());
+    headers.insert("tracestate".to_string(), "vendor=v1,other=x".to_string());
+    root.set_parent_from_headers(&headers);
+    root.set_user("user-7").set_session("session-3");
+    root.in_scope(|| {
+        let gen = tracing_llm::generation("openai", "gpt-4o")
+            .temperature(0.25)
+            .max_tokens(64)
+            .prompt("Tell me about \"quotes\", tabs\tand ☃ snow.")
+            .span();
+        gen.record_completion("A long answer. ".repeat(20))
+            .record_usage(Usage {
+                input: 812,
+                output: 96,
+                cache_read: Some(12),
+                ..Default::default()
+            })
+            .record_finish("stop");
+        gen.in_scope(|| tracing::info!(attempt = 2, "retrying"));
+        let tool = tracing_llm::tool("search").span();
+        tool.in_scope(|| tracing::error!(code = 503u64, "upstream failed"));
+        tool.follows_from(&gen);
+        let tracer = guard.tracer_provider().tracer("api-user");
+        tracer.in_span("api-span", |cx| {
+            cx.span()
+                .set_attribute(opentelemetry::KeyValue::new("api.n", 3i64));
+        });
+    });
+}
+
+/// Compares what does not change from run to run: ids and times cleared.
+fn comparable(mut spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> Vec<String> {
+    let mut out: Vec<String> = spans
+        .iter_mut()
+        .map(|s| {
+            s.trace_id.clear();
+            s.span_id.clear();
+            s.parent_span_id.clear();
+            s.start_time_unix_nano = 0;
+            s.end_time_unix_nano = 0;
+            for e in &mut s.events {
+                e.time_unix_nano = 0;
+            }
+            for l in &mut s.links {
+                l.trace_id.clear();
+                l.span_id.clear();
+            }
+            format!("{s:?}")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn alone_or_beside_another_exporter_spans_arrive_alike(t: Transport) {
+    // OTLP alone writes each span straight from the layer's record; beside
+    // a custom exporter, from the SDK span both are given. Same spans.
+    let alone = receiver(t);
+    run(pipeline(t, &alone), every_shape);
+    let beside = receiver(t);
+    let collected = Collect::default();
+    run(
+        pipeline(t, &beside).with_span_exporter(collected.clone()),
+        every_shape,
+    );
+    let alone: Vec<_> = alone
+        .wait_for(4, Duration::from_secs(5))
+        .into_iter()
+        .map(|g| g.span)
+        .collect();
+    let beside: Vec<_> = beside
+        .wait_for(4, Duration::from_secs(5))
+        .into_iter()
+        .map(|g| g.span)
+        .collect();
+    assert_eq!(alone.len(), 4, "{alone:#?}");
+    let names: Vec<&str> = alone.iter().map(|s| s.name.as_str()).collect();
+    for name in ["request", "chat gpt-4o", "execute_tool search", "api-span"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    let gen = alone.iter().find(|s| s.name == "chat gpt-4o").unwrap();
+    assert!(gen
+        .attributes
+        .iter()
+        .any(|kv| kv.key == semconv::GEN_AI_INPUT_MESSAGES));
+    assert_eq!(gen.events.len(), 1);
+    assert_eq!(
+        alone
+            .iter()
+            .find(|s| s.name == "request")
+            .unwrap()
+            .trace_state,
+        "vendor=v1,other=x"
+    );
+    let expected = comparable(alone);
+    assert_eq!(comparable(beside), expected);
+    // And as the SDK's own conversion writes the exporter's spans.
+    let sdk: Vec<_> = collected
+        .0
+        .lock()
+        .unwrap()
+        .drain(..)
+        .map(opentelemetry_proto::tonic::trace::v1::Span::from)
+        .collect();
+    assert_eq!(comparable(sdk), expected);
 }

@@ -241,6 +241,12 @@ impl Setup {
 
     /// Flushes and shuts down; returns the spans the exporter (or receiver) got.
     pub fn finish(self) -> u64 {
+        self.finish_measured().0
+    }
+
+    /// Like [`Setup::finish`], and also the CPU seconds the receiver's
+    /// thread used (it stops when the setup is dropped).
+    pub fn finish_measured(self) -> (u64, f64) {
         if let Some(guard) = self.guard {
             let _ = guard.shutdown();
         }
@@ -248,10 +254,11 @@ impl Setup {
             let _ = provider.force_flush();
             let _ = provider.shutdown();
         }
-        match &self.receiver {
+        let exported = match &self.receiver {
             Some(rx) => rx.count(),
             None => self.exported.load(Ordering::Relaxed),
-        }
+        };
+        (exported, thread_cpu_secs(RECEIVER_THREAD))
     }
 }
 
@@ -362,6 +369,44 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user and system), in seconds, in a `/proc` stat file (Linux).
+fn stat_cpu_secs(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name: state is the first, utime the 12th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let user: f64 = fields.nth(11)?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    // `/proc` counts in USER_HZ, 100 a second on Linux.
+    Some((user + system) / 100.0)
+}
+
+/// CPU seconds used by this process so far (threads that ended included),
+/// and by the calling thread.
+pub fn cpu_secs() -> (f64, f64) {
+    (
+        stat_cpu_secs("/proc/self/stat").unwrap_or(0.0),
+        stat_cpu_secs("/proc/thread-self/stat").unwrap_or(0.0),
+    )
+}
+
+/// CPU seconds used by this process's live threads named `name`.
+pub fn thread_cpu_secs(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .filter_map(|t| stat_cpu_secs(&t.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// The name of the counting receiver's thread, so its CPU time can be told
+/// apart from the pipeline's.
+pub const RECEIVER_THREAD: &str = "otlp-receiver";
+
 /// An OTLP/gRPC receiver on 127.0.0.1 that counts spans, on its own thread.
 pub struct CountingReceiver {
     addr: std::net::SocketAddr,
@@ -405,7 +450,8 @@ impl CountingReceiver {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let count = spans.clone();
-        std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name(RECEIVER_THREAD.into());
+        let _ = thread.spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -1,4 +1,4 @@
-//! The OTLP transport: requests encoded from SDK `SpanData` (see `wire`),
+//! The OTLP transport: requests encoded from finished spans (see `wire`),
 //! sent over gRPC (tonic) or HTTP/protobuf (reqwest).
 //!
 //! Sending is this crate's own, not opentelemetry-otlp's, because the export
@@ -16,12 +16,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use opentelemetry::InstrumentationScope;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use prost::Message;
 
-use super::wire::Requests;
+use super::wire::{Batch, Requests, SpanParts};
 
 use crate::{Compression, Error, Protocol};
 
@@ -133,11 +133,23 @@ impl Client {
         })
     }
 
-    /// Encoded requests below the size limit, each with its number of
-    /// spans; `oversized` counts spans that could not fit even cut.
-    pub(crate) fn encode(&self, spans: Vec<SpanData>, oversized: &mut u64) -> Vec<(Vec<u8>, u64)> {
+    /// Writes one span into `batch`; `false` when it could not fit a
+    /// request even cut (see [`Requests::add`]).
+    pub(crate) fn add(
+        &self,
+        batch: &mut Batch,
+        span: &SpanParts<'_>,
+        scope: &InstrumentationScope,
+        own: bool,
+    ) -> bool {
         self.requests
-            .encode(spans, self.max_request_bytes, oversized)
+            .add(batch, span, scope, own, self.max_request_bytes)
+    }
+
+    /// The requests holding the spans of `batch`, below the size limit,
+    /// each with its number of spans. Empties `batch`.
+    pub(crate) fn take(&self, batch: &mut Batch) -> Vec<(Vec<u8>, u64)> {
+        self.requests.take(batch, self.max_request_bytes)
     }
 
     /// Sends one request and classifies the answer.

@@ -1,16 +1,21 @@
-//! OTLP requests written straight from SDK `SpanData` in the protobuf wire
+//! OTLP requests written straight from finished spans in the protobuf wire
 //! format: no intermediate message structs, no per-attribute copies of keys
-//! and values. Each span is written once into one buffer; requests are
-//! assembled from those bytes with exact lengths, split below the size limit.
+//! and values. Each span is written once, as it leaves the queue, into one
+//! buffer kept from batch to batch; every length is counted before its
+//! message is written, so nothing is moved after; requests are assembled
+//! from those bytes with exact lengths, split below the size limit.
 //!
 //! The output decodes to what `opentelemetry-proto`'s conversion produces
 //! (checked by the tests below against it).
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{SpanKind, Status, TraceState};
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
 const VARINT: u64 = 0;
@@ -41,6 +46,15 @@ fn str_field_len(s: &str) -> usize {
     }
 }
 
+/// Bytes of an unsigned field with a one-byte key (none when zero).
+fn uint_field_len(v: u64) -> usize {
+    if v == 0 {
+        0
+    } else {
+        1 + varint_len(v)
+    }
+}
+
 fn put_varint(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         b.push((v as u8) | 0x80);
@@ -53,9 +67,14 @@ fn put_key(b: &mut Vec<u8>, field: u32, wire: u64) {
     put_varint(b, (u64::from(field) << 3) | wire);
 }
 
-fn put_bytes(b: &mut Vec<u8>, field: u32, data: &[u8]) {
+/// The key and length of a length-delimited field whose body follows.
+fn put_len(b: &mut Vec<u8>, field: u32, len: usize) {
     put_key(b, field, LEN);
-    put_varint(b, data.len() as u64);
+    put_varint(b, len as u64);
+}
+
+fn put_bytes(b: &mut Vec<u8>, field: u32, data: &[u8]) {
+    put_len(b, field, data.len());
     b.extend_from_slice(data);
 }
 
@@ -87,8 +106,9 @@ fn put_fixed32(b: &mut Vec<u8>, field: u32, v: u32) {
     }
 }
 
-/// A message field, written even when empty (the field is present). One
-/// byte is reserved for the length; a longer body is moved to make room.
+/// A message field of rare or small messages, written even when empty (the
+/// field is present). One byte is reserved for the length; a longer body is
+/// moved to make room.
 fn put_message(b: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     put_key(b, field, LEN);
     let at = b.len();
@@ -110,6 +130,35 @@ fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Bytes of an `AnyValue` body.
+fn any_value_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) => field_len(s.as_str().len()),
+        Value::Bool(_) => 2,
+        Value::I64(x) => 1 + varint_len(*x as u64),
+        Value::F64(_) => 9,
+        Value::Array(a) => field_len(array_len(a)),
+        _ => 0,
+    }
+}
+
+/// Bytes of an `ArrayValue` body: each element an `AnyValue` in field 1.
+fn array_len(a: &Array) -> usize {
+    match a {
+        Array::Bool(xs) => xs.len() * field_len(2),
+        Array::I64(xs) => xs
+            .iter()
+            .map(|x| field_len(1 + varint_len(*x as u64)))
+            .sum(),
+        Array::F64(xs) => xs.len() * field_len(9),
+        Array::String(xs) => xs
+            .iter()
+            .map(|x| field_len(field_len(x.as_str().len())))
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// `AnyValue`: the variant is always written, even a default value.
 fn put_any_value(b: &mut Vec<u8>, v: &Value) {
     match v {
@@ -126,33 +175,56 @@ fn put_any_value(b: &mut Vec<u8>, v: &Value) {
             put_key(b, 4, FIXED64);
             b.extend_from_slice(&x.to_bits().to_le_bytes());
         }
-        Value::Array(a) => put_message(b, 5, |b| match a {
-            Array::Bool(xs) => xs.iter().for_each(|x| {
-                put_message(b, 1, |b| put_any_value(b, &Value::Bool(*x)));
-            }),
-            Array::I64(xs) => xs.iter().for_each(|x| {
-                put_message(b, 1, |b| put_any_value(b, &Value::I64(*x)));
-            }),
-            Array::F64(xs) => xs.iter().for_each(|x| {
-                put_message(b, 1, |b| put_any_value(b, &Value::F64(*x)));
-            }),
-            Array::String(xs) => xs.iter().for_each(|x| {
-                put_message(b, 1, |b| put_bytes(b, 1, x.as_str().as_bytes()));
-            }),
-            // A kind of array added later: an empty array.
-            _ => {}
-        }),
+        Value::Array(a) => {
+            put_len(b, 5, array_len(a));
+            match a {
+                Array::Bool(xs) => xs.iter().for_each(|x| {
+                    put_len(b, 1, 2);
+                    put_any_value(b, &Value::Bool(*x));
+                }),
+                Array::I64(xs) => xs.iter().for_each(|x| {
+                    put_len(b, 1, 1 + varint_len(*x as u64));
+                    put_any_value(b, &Value::I64(*x));
+                }),
+                Array::F64(xs) => xs.iter().for_each(|x| {
+                    put_len(b, 1, 9);
+                    put_any_value(b, &Value::F64(*x));
+                }),
+                Array::String(xs) => xs.iter().for_each(|x| {
+                    put_len(b, 1, field_len(x.as_str().len()));
+                    put_bytes(b, 1, x.as_str().as_bytes());
+                }),
+                // A kind of array added later: an empty array.
+                _ => {}
+            }
+        }
         // A kind of value added later: an empty value.
         _ => {}
     }
 }
 
+/// Bytes of a `KeyValue` body.
+fn kv_len(kv: &KeyValue) -> usize {
+    str_field_len(kv.key.as_str()) + field_len(any_value_len(&kv.value))
+}
+
+/// Bytes of repeated `KeyValue`s in a field with a one-byte key.
+fn attrs_len(attrs: &[KeyValue]) -> usize {
+    attrs.iter().map(|kv| field_len(kv_len(kv))).sum()
+}
+
+/// One `KeyValue` in a field with a one-byte key.
+fn put_kv(b: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+    let value_len = any_value_len(value);
+    put_len(b, field, str_field_len(key) + field_len(value_len));
+    put_str(b, 1, key);
+    put_len(b, 2, value_len);
+    put_any_value(b, value);
+}
+
 fn put_attributes<'a>(b: &mut Vec<u8>, field: u32, attrs: impl IntoIterator<Item = &'a KeyValue>) {
     for kv in attrs {
-        put_message(b, field, |b| {
-            put_str(b, 1, kv.key.as_str());
-            put_message(b, 2, |b| put_any_value(b, &kv.value));
-        });
+        put_kv(b, field, kv.key.as_str(), &kv.value);
     }
 }
 
@@ -171,17 +243,97 @@ fn scope_body(scope: &InstrumentationScope) -> Vec<u8> {
     b
 }
 
+/// A finished span as the encoder reads it: borrowed from the SDK's
+/// `SpanData` or from a decoded record, so neither is copied to be sent.
+#[derive(Debug)]
+pub(crate) struct SpanParts<'a> {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) flags: TraceFlags,
+    pub(crate) trace_state: &'a TraceState,
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_span_is_remote: bool,
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'a SpanKind,
+    pub(crate) start_time: SystemTime,
+    pub(crate) end_time: SystemTime,
+    pub(crate) attributes: &'a [KeyValue],
+    pub(crate) dropped_attributes_count: u32,
+    pub(crate) events: &'a [Event],
+    pub(crate) dropped_events_count: u32,
+    pub(crate) links: &'a [Link],
+    pub(crate) dropped_links_count: u32,
+    pub(crate) status: &'a Status,
+}
+
+impl<'a> From<&'a SpanData> for SpanParts<'a> {
+    fn from(span: &'a SpanData) -> Self {
+        let cx = &span.span_context;
+        SpanParts {
+            trace_id: cx.trace_id(),
+            span_id: cx.span_id(),
+            flags: cx.trace_flags(),
+            trace_state: cx.trace_state(),
+            parent_span_id: span.parent_span_id,
+            parent_span_is_remote: span.parent_span_is_remote,
+            name: &span.name,
+            kind: &span.span_kind,
+            start_time: span.start_time,
+            end_time: span.end_time,
+            attributes: &span.attributes,
+            dropped_attributes_count: span.dropped_attributes_count,
+            events: &span.events.events,
+            dropped_events_count: span.events.dropped_count,
+            links: &span.links.links,
+            dropped_links_count: span.links.dropped_count,
+            status: &span.status,
+        }
+    }
+}
+
+impl SpanParts<'_> {
+    /// A copy as SDK `SpanData`, for the rare span that must be cut to fit.
+    fn to_span_data(&self, scope: &InstrumentationScope) -> SpanData {
+        let mut events = SpanEvents::default();
+        events.events = self.events.to_vec();
+        events.dropped_count = self.dropped_events_count;
+        let mut links = SpanLinks::default();
+        links.links = self.links.to_vec();
+        links.dropped_count = self.dropped_links_count;
+        SpanData {
+            span_context: SpanContext::new(
+                self.trace_id,
+                self.span_id,
+                self.flags,
+                false,
+                self.trace_state.clone(),
+            ),
+            parent_span_id: self.parent_span_id,
+            parent_span_is_remote: self.parent_span_is_remote,
+            span_kind: self.kind.clone(),
+            name: Cow::Owned(self.name.to_owned()),
+            start_time: self.start_time,
+            end_time: self.end_time,
+            attributes: self.attributes.to_vec(),
+            dropped_attributes_count: self.dropped_attributes_count,
+            events,
+            links,
+            status: self.status.clone(),
+            instrumentation_scope: scope.clone(),
+        }
+    }
+}
+
 /// Writes the body of a `Span`.
-fn put_span(b: &mut Vec<u8>, span: &SpanData) {
-    let cx = &span.span_context;
-    put_bytes(b, 1, &cx.trace_id().to_bytes());
-    put_bytes(b, 2, &cx.span_id().to_bytes());
-    put_trace_state(b, 3, cx.trace_state());
-    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
+fn put_span(b: &mut Vec<u8>, span: &SpanParts<'_>) {
+    put_bytes(b, 1, &span.trace_id.to_bytes());
+    put_bytes(b, 2, &span.span_id.to_bytes());
+    put_trace_state(b, 3, span.trace_state);
+    if span.parent_span_id != SpanId::INVALID {
         put_bytes(b, 4, &span.parent_span_id.to_bytes());
     }
-    put_str(b, 5, &span.name);
-    let kind = match span.span_kind {
+    put_str(b, 5, span.name);
+    let kind = match span.kind {
         SpanKind::Internal => 1,
         SpanKind::Server => 2,
         SpanKind::Client => 3,
@@ -191,18 +343,22 @@ fn put_span(b: &mut Vec<u8>, span: &SpanData) {
     put_uint(b, 6, kind);
     put_fixed64(b, 7, nanos(span.start_time));
     put_fixed64(b, 8, nanos(span.end_time));
-    put_attributes(b, 9, &span.attributes);
+    put_attributes(b, 9, span.attributes);
     put_uint(b, 10, u64::from(span.dropped_attributes_count));
-    for event in span.events.iter() {
-        put_message(b, 11, |b| {
-            put_fixed64(b, 1, nanos(event.timestamp));
-            put_str(b, 2, &event.name);
-            put_attributes(b, 3, &event.attributes);
-            put_uint(b, 4, u64::from(event.dropped_attributes_count));
-        });
+    for event in span.events {
+        let time = nanos(event.timestamp);
+        let len = if time == 0 { 0 } else { 9 }
+            + str_field_len(&event.name)
+            + attrs_len(&event.attributes)
+            + uint_field_len(u64::from(event.dropped_attributes_count));
+        put_len(b, 11, len);
+        put_fixed64(b, 1, time);
+        put_str(b, 2, &event.name);
+        put_attributes(b, 3, &event.attributes);
+        put_uint(b, 4, u64::from(event.dropped_attributes_count));
     }
-    put_uint(b, 12, u64::from(span.events.dropped_count));
-    for link in span.links.iter() {
+    put_uint(b, 12, u64::from(span.dropped_events_count));
+    for link in span.links {
         put_message(b, 13, |b| {
             let lcx = &link.span_context;
             put_bytes(b, 1, &lcx.trace_id().to_bytes());
@@ -218,8 +374,8 @@ fn put_span(b: &mut Vec<u8>, span: &SpanData) {
             );
         });
     }
-    put_uint(b, 14, u64::from(span.links.dropped_count));
-    put_message(b, 15, |b| match &span.status {
+    put_uint(b, 14, u64::from(span.dropped_links_count));
+    put_message(b, 15, |b| match span.status {
         Status::Unset => {}
         Status::Ok => put_uint(b, 3, 1),
         Status::Error { description } => {
@@ -235,7 +391,7 @@ fn put_span(b: &mut Vec<u8>, span: &SpanData) {
     put_fixed32(
         b,
         16,
-        u32::from(cx.trace_flags().to_u8()) | HAS_IS_REMOTE | remote,
+        u32::from(span.flags.to_u8()) | HAS_IS_REMOTE | remote,
     );
 }
 
@@ -247,26 +403,37 @@ pub(crate) struct Requests {
     schema_url: String,
 }
 
+/// Spans written for the next requests, grouped by instrumentation scope.
+/// Kept from batch to batch, so its buffer is allocated once.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    buf: Vec<u8>,
+    groups: Vec<Group>,
+}
+
 /// A span in a batch: its scope's group, and where its body starts and ends
 /// in the batch's buffer.
 type Entry = (usize, usize, usize);
 
 /// Spans of one instrumentation scope in a batch.
+#[derive(Debug)]
 struct Group {
     scope: InstrumentationScope,
+    /// The layer's own scope: found without comparing scopes.
+    own: bool,
     body: Vec<u8>,
     /// `(start, end)` of each span's body in the batch's buffer.
     spans: Vec<(usize, usize)>,
 }
 
+/// Buffers larger than this are not kept between batches.
+const MAX_KEPT_BUF: usize = 8 << 20;
+
 impl Requests {
     pub(crate) fn new(resource: &Resource) -> Requests {
         let mut body = Vec::new();
         for (k, v) in resource.iter() {
-            put_message(&mut body, 1, |b| {
-                put_str(b, 1, k.as_str());
-                put_message(b, 2, |b| put_any_value(b, v));
-            });
+            put_kv(&mut body, 1, k.as_str(), v);
         }
         Requests {
             resource: body,
@@ -274,57 +441,73 @@ impl Requests {
         }
     }
 
-    /// Encoded `ExportTraceServiceRequest`s of at most `max` bytes, each with
-    /// its number of spans; spans grouped by scope, in the order seen. A
-    /// span that alone exceeds the limit has its longest string values cut
-    /// until it fits; `oversized` counts spans that still could not fit.
-    pub(crate) fn encode(
+    /// What a request takes beyond its spans: the resource, and lengths
+    /// counted at their widest.
+    fn base(&self) -> usize {
+        1 + 5 + field_len(self.resource.len()) + str_field_len(&self.schema_url)
+    }
+
+    /// What a `ScopeSpans` header takes, lengths counted at their widest.
+    fn scope_cost(g: &Group) -> usize {
+        1 + 5 + field_len(g.body.len()) + str_field_len(g.scope.schema_url().unwrap_or_default())
+    }
+
+    /// Writes one span into `batch`. `own` marks the layer's own scope. A
+    /// span that alone exceeds `max` has its longest string values cut
+    /// until it fits; `false` when it still could not fit (it is left out).
+    pub(crate) fn add(
         &self,
-        spans: Vec<SpanData>,
+        batch: &mut Batch,
+        span: &SpanParts<'_>,
+        scope: &InstrumentationScope,
+        own: bool,
         max: usize,
-        oversized: &mut u64,
-    ) -> Vec<(Vec<u8>, u64)> {
-        // What a request takes beyond its spans: the resource, and for each
-        // scope its `ScopeSpans` header; lengths counted at their widest.
-        let base = 1 + 5 + field_len(self.resource.len()) + str_field_len(&self.schema_url);
-        let scope_cost = |g: &Group| {
-            1 + 5
-                + field_len(g.body.len())
-                + str_field_len(g.scope.schema_url().unwrap_or_default())
-        };
-        let mut buf: Vec<u8> = Vec::with_capacity(spans.len() * 512);
-        let mut groups: Vec<Group> = Vec::new();
-        for span in spans {
-            let g = match groups
-                .iter()
-                .position(|g| g.scope == span.instrumentation_scope)
-            {
-                Some(g) => g,
-                None => {
-                    groups.push(Group {
-                        body: scope_body(&span.instrumentation_scope),
-                        scope: span.instrumentation_scope.clone(),
-                        spans: Vec::new(),
-                    });
-                    groups.len() - 1
-                }
-            };
-            // The most a span may take to travel alone in a request.
-            let room = max.saturating_sub(base + scope_cost(&groups[g]) + 1 + 5);
-            let start = buf.len();
-            put_span(&mut buf, &span);
-            if buf.len() - start > room {
-                buf.truncate(start);
-                let mut proto = opentelemetry_proto::tonic::trace::v1::Span::from(span);
-                super::otlp::shrink_span(&mut proto, room);
-                if prost::Message::encoded_len(&proto) > room {
-                    *oversized += 1;
-                    continue;
-                }
-                let _ = prost::Message::encode(&proto, &mut buf);
+    ) -> bool {
+        let found = batch.groups.iter().position(|g| {
+            if own {
+                g.own
+            } else {
+                !g.own && g.scope == *scope
             }
-            groups[g].spans.push((start, buf.len()));
+        });
+        let g = match found {
+            Some(g) => g,
+            None => {
+                batch.groups.push(Group {
+                    body: scope_body(scope),
+                    scope: scope.clone(),
+                    own,
+                    spans: Vec::new(),
+                });
+                batch.groups.len() - 1
+            }
+        };
+        // The most a span may take to travel alone in a request.
+        let room = max.saturating_sub(self.base() + Self::scope_cost(&batch.groups[g]) + 1 + 5);
+        let buf = &mut batch.buf;
+        let start = buf.len();
+        put_span(buf, span);
+        if buf.len() - start > room {
+            buf.truncate(start);
+            let mut proto =
+                opentelemetry_proto::tonic::trace::v1::Span::from(span.to_span_data(scope));
+            super::otlp::shrink_span(&mut proto, room);
+            if prost::Message::encoded_len(&proto) > room {
+                return false;
+            }
+            let _ = prost::Message::encode(&proto, buf);
         }
+        batch.groups[g].spans.push((start, buf.len()));
+        true
+    }
+
+    /// Encoded `ExportTraceServiceRequest`s of at most `max` bytes holding
+    /// the spans of `batch`, each with its number of spans; spans grouped by
+    /// scope, in the order seen. Empties `batch`.
+    pub(crate) fn take(&self, batch: &mut Batch, max: usize) -> Vec<(Vec<u8>, u64)> {
+        let base = self.base();
+        let groups = &batch.groups;
+        let buf = &batch.buf;
         let mut out = Vec::new();
         let mut current: Vec<Entry> = Vec::new();
         let mut current_len = base;
@@ -333,14 +516,14 @@ impl Requests {
             for &(start, end) in &group.spans {
                 let mut len = field_len(end - start);
                 if !scope_open {
-                    len += scope_cost(group);
+                    len += Self::scope_cost(group);
                 }
                 if current_len + len > max && !current.is_empty() {
-                    out.push(self.request(&groups, &current, &buf));
+                    out.push(self.request(groups, &current, buf));
                     current.clear();
                     current_len = base;
                     if scope_open {
-                        len += scope_cost(group);
+                        len += Self::scope_cost(group);
                     }
                 }
                 current.push((g, start, end));
@@ -349,9 +532,38 @@ impl Requests {
             }
         }
         if !current.is_empty() {
-            out.push(self.request(&groups, &current, &buf));
+            out.push(self.request(groups, &current, buf));
+        }
+        batch.groups.clear();
+        batch.buf.clear();
+        if batch.buf.capacity() > MAX_KEPT_BUF {
+            batch.buf = Vec::new();
         }
         out
+    }
+
+    /// Encodes `spans` at once (see [`Requests::add`] and [`Requests::take`]);
+    /// `oversized` counts spans that could not fit.
+    #[cfg(test)]
+    pub(crate) fn encode(
+        &self,
+        spans: Vec<SpanData>,
+        max: usize,
+        oversized: &mut u64,
+    ) -> Vec<(Vec<u8>, u64)> {
+        let mut batch = Batch::default();
+        for span in &spans {
+            if !self.add(
+                &mut batch,
+                &SpanParts::from(span),
+                &span.instrumentation_scope,
+                false,
+                max,
+            ) {
+                *oversized += 1;
+            }
+        }
+        self.take(&mut batch, max)
     }
 
     /// One request holding `spans` (`(group, start, end)`, grouped).

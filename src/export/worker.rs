@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, RecvError, TryRecvError};
-use opentelemetry::trace::{SpanContext, TraceFlags};
+use opentelemetry::trace::{SpanContext, Status, TraceFlags};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
+use super::wire::{self, SpanParts};
 use super::{otlp, BatchSettings, Control, Counters, DynExporter, Handle, Item, Sink};
 use crate::content::ContentPolicy;
 use crate::layer::suppress_current_thread;
@@ -39,7 +40,9 @@ pub(crate) fn start(
     let worker = Worker {
         rx,
         ctrl: ctrl_rx,
-        batch: Vec::with_capacity(settings.max_export_batch_size),
+        batch: Vec::new(),
+        batched: 0,
+        oversized: 0,
         exporters,
         scope: InstrumentationScope::builder(semconv::SCOPE_NAME)
             .with_version(env!("CARGO_PKG_VERSION"))
@@ -48,6 +51,7 @@ pub(crate) fn start(
         pool,
         otlp: otlp.map(|client| Lane {
             client,
+            batch: wire::Batch::default(),
             pending: VecDeque::new(),
             pending_spans: 0,
             pending_bytes: 0,
@@ -86,15 +90,21 @@ pub(crate) fn start(
 struct Worker {
     rx: Receiver<Item>,
     ctrl: Receiver<Control>,
+    /// The current batch as SDK spans, for the console and custom
+    /// exporters (the OTLP lane writes its spans as they come).
     batch: Vec<SpanData>,
+    /// Spans in the current batch.
+    batched: usize,
+    /// Spans of the current batch too large for any request, even cut.
+    oversized: u64,
     exporters: Vec<Box<dyn DynExporter>>,
     scope: InstrumentationScope,
     policy: Arc<ContentPolicy>,
     pool: Pool,
     otlp: Option<Lane>,
     secret_keys: crate::scrub::KeyCache,
-    /// Where a span's attributes are built before being copied out at
-    /// their exact length.
+    /// Where a span's attributes are decoded: the same memory for every
+    /// span, so it stays in cache (the records' own buffers take turns).
     scratch: Vec<KeyValue>,
     /// Exported records on their way back to the pool.
     returned: crate::record::Batch,
@@ -196,13 +206,13 @@ impl Worker {
     /// channel read per span. Control messages wait for at most one batch.
     fn take(&mut self, item: Item, deadline: &mut Instant) {
         self.push(item);
-        while self.batch.len() < self.settings.max_export_batch_size {
+        while self.batched < self.settings.max_export_batch_size {
             match self.rx.try_recv() {
                 Ok(item) => self.push(item),
                 Err(_) => break,
             }
         }
-        if self.batch.len() >= self.settings.max_export_batch_size {
+        if self.batched >= self.settings.max_export_batch_size {
             self.export();
             *deadline = Instant::now() + self.settings.scheduled_delay;
         }
@@ -345,7 +355,7 @@ impl Worker {
             match self.rx.try_recv() {
                 Ok(item) => {
                     self.push(item);
-                    if self.batch.len() >= self.settings.max_export_batch_size {
+                    if self.batched >= self.settings.max_export_batch_size {
                         self.export();
                     }
                 }
@@ -362,8 +372,27 @@ impl Worker {
         if self.released_n >= 64 {
             self.release();
         }
-        let span = match item {
+        self.batched += 1;
+        let (span, own) = match item {
             Item::Record(mut rec) => {
+                if self.exporters.is_empty() {
+                    if let Some(lane) = &mut self.otlp {
+                        // Only OTLP: the span is written straight from the
+                        // decoded record, which goes back to the pool with
+                        // its buffers; no SDK span is built.
+                        let own = take_attrs(&mut rec, &mut self.scratch);
+                        prepare(&mut rec, &self.policy, &mut self.secret_keys);
+                        let status = rec.meta.status();
+                        let parts = record_parts(&rec, &status);
+                        if !lane.client.add(&mut lane.batch, &parts, &self.scope, true) {
+                            self.oversized += 1;
+                        }
+                        self.scratch = std::mem::replace(&mut rec.attrs, own);
+                        self.scratch.clear();
+                        self.pool.put(rec, &mut self.returned);
+                        return;
+                    }
+                }
                 let span = to_span_data(
                     &mut rec,
                     &self.scope,
@@ -372,16 +401,27 @@ impl Worker {
                     &mut self.scratch,
                 );
                 self.pool.put(rec, &mut self.returned);
-                span
+                (span, true)
             }
             Item::Sdk(mut span) => {
                 // Spans made through the OpenTelemetry API get the same
                 // credential scrubbing as the layer's own.
                 scrub_sdk_span(&mut span, &self.policy, &mut self.secret_keys);
-                *span
+                (*span, false)
             }
         };
-        self.batch.push(span);
+        if let Some(lane) = &mut self.otlp {
+            let scope = &span.instrumentation_scope;
+            if !lane
+                .client
+                .add(&mut lane.batch, &SpanParts::from(&span), scope, own)
+            {
+                self.oversized += 1;
+            }
+        }
+        if !self.exporters.is_empty() {
+            self.batch.push(span);
+        }
     }
 
     fn release(&mut self) {
@@ -392,39 +432,31 @@ impl Worker {
 
     fn export(&mut self) {
         self.release();
-        if self.batch.is_empty() {
+        if self.batched == 0 {
             self.drive(None);
             return;
         }
-        let batch = std::mem::replace(
-            &mut self.batch,
-            Vec::with_capacity(self.settings.max_export_batch_size),
-        );
-        let n = batch.len() as u64;
+        self.batched = 0;
         if self.otlp.is_some() {
-            let for_others = if self.exporters.is_empty() {
-                Vec::new()
-            } else {
-                batch.clone()
-            };
-            self.enqueue_otlp(batch);
+            self.enqueue_otlp();
             self.drive(None);
-            if for_others.is_empty() {
-                return;
-            }
-            self.export_to_others(for_others, false);
-        } else {
-            self.export_to_others(batch, true);
         }
-        let _ = n;
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(
+                &mut self.batch,
+                Vec::with_capacity(self.settings.max_export_batch_size),
+            );
+            let count = self.otlp.is_none();
+            self.export_to_others(batch, count);
+        }
     }
 
-    /// Encodes a batch into requests below the size limit and queues them
-    /// behind any pending retries, dropping the oldest beyond the bound.
-    fn enqueue_otlp(&mut self, batch: Vec<SpanData>) {
+    /// Makes requests below the size limit of the spans written for OTLP
+    /// and queues them behind any pending retries, dropping the oldest
+    /// beyond the bound.
+    fn enqueue_otlp(&mut self) {
         let Some(lane) = &mut self.otlp else { return };
-        let mut oversized = 0;
-        for (body, spans) in lane.client.encode(batch, &mut oversized) {
+        for (body, spans) in lane.client.take(&mut lane.batch) {
             let body = bytes::Bytes::from(body);
             let bytes = body.len() as u64;
             lane.pending_spans += spans;
@@ -437,6 +469,7 @@ impl Worker {
                 due: Instant::now(),
             });
         }
+        let oversized = std::mem::take(&mut self.oversized);
         if oversized > 0 {
             self.counters.failed.fetch_add(oversized, Relaxed);
             report(
@@ -531,6 +564,8 @@ fn backoff(attempts: u32) -> Duration {
 /// OTLP requests waiting to be sent or retried, oldest first.
 struct Lane {
     client: otlp::Client,
+    /// Spans written for the next requests.
+    batch: wire::Batch,
     pending: VecDeque<Pending>,
     pending_spans: u64,
     pending_bytes: u64,
@@ -572,21 +607,18 @@ fn scrub_sdk_span(
     }
 }
 
-/// Decodes a record into the SDK's span type. The record keeps its reusable
-/// buffers for the pool.
-pub(crate) fn to_span_data(
-    rec: &mut Record,
-    scope: &InstrumentationScope,
-    policy: &ContentPolicy,
-    secret_keys: &mut crate::scrub::KeyCache,
-    scratch: &mut Vec<KeyValue>,
-) -> SpanData {
-    // Attributes are built in a reused buffer and copied out at their exact
-    // length: one allocation per span, of no more than the span needs.
+/// Moves the attributes a record was given into `scratch` and makes that
+/// the record's attribute buffer; returns the record's own, emptied.
+fn take_attrs(rec: &mut Record, scratch: &mut Vec<KeyValue>) -> Vec<KeyValue> {
     let mut work = std::mem::take(scratch);
     work.clear();
     work.append(&mut rec.attrs);
-    rec.attrs = work;
+    std::mem::replace(&mut rec.attrs, work)
+}
+
+/// Decodes a record's field values into attributes, in place, and searches
+/// what needs it for credentials.
+fn prepare(rec: &mut Record, policy: &ContentPolicy, secret_keys: &mut crate::scrub::KeyCache) {
     // Attributes set as such are searched for credentials here, their keys
     // decided once per text (they may be owned strings); inherited ones come
     // scrubbed; decoded field values were scrubbed as they were decoded, and
@@ -595,15 +627,8 @@ pub(crate) fn to_span_data(
     crate::genai::push_inherited(rec, policy, secret_keys);
     let inherited = rec.attrs.len() - given;
     rec.decode(policy);
-    let cx = &rec.cx;
-    let meta = &mut rec.meta;
-    let (start, end) = (rec.start, rec.end);
-    let mut attrs: Vec<KeyValue> = Vec::with_capacity(rec.attrs.len());
-    attrs.append(&mut rec.attrs);
-    *scratch = std::mem::take(&mut rec.attrs);
-    let mut events = std::mem::take(&mut rec.events);
-    let split = given.min(attrs.len());
-    let (given, rest) = attrs.split_at_mut(split);
+    let split = given.min(rec.attrs.len());
+    let (given, rest) = rec.attrs.split_at_mut(split);
     let skip = inherited.min(rest.len());
     let decoded = &mut rest[skip..];
     use crate::scrub::Keys;
@@ -618,17 +643,59 @@ pub(crate) fn to_span_data(
             .scrubber
             .scrub_attrs(decoded, Keys::Static(secret_keys), false);
     }
-    for event in &mut events {
+    for event in &mut rec.events {
         policy
             .scrubber
             .scrub_attrs(&mut event.attributes, Keys::Any(secret_keys), true);
     }
-    let links = std::mem::take(&mut rec.links);
+}
+
+/// A prepared record as the OTLP encoder reads it.
+fn record_parts<'a>(rec: &'a Record, status: &'a Status) -> SpanParts<'a> {
+    let cx = &rec.cx;
+    SpanParts {
+        trace_id: cx.trace_id,
+        span_id: cx.span_id,
+        flags: TraceFlags::SAMPLED,
+        trace_state: &cx.trace_state,
+        parent_span_id: cx.parent_id,
+        parent_span_is_remote: cx.parent_remote,
+        name: &rec.meta.name,
+        kind: &rec.meta.kind,
+        start_time: rec.start,
+        end_time: rec.end,
+        attributes: &rec.attrs,
+        dropped_attributes_count: 0,
+        events: &rec.events,
+        dropped_events_count: 0,
+        links: &rec.links,
+        dropped_links_count: 0,
+        status,
+    }
+}
+
+/// Decodes a record into the SDK's span type. The record keeps its reusable
+/// buffers for the pool.
+pub(crate) fn to_span_data(
+    rec: &mut Record,
+    scope: &InstrumentationScope,
+    policy: &ContentPolicy,
+    secret_keys: &mut crate::scrub::KeyCache,
+    scratch: &mut Vec<KeyValue>,
+) -> SpanData {
+    let own = take_attrs(rec, scratch);
+    prepare(rec, policy, secret_keys);
+    // Copied out at their exact length: one allocation per span, of no
+    // more than the span needs.
+    let attrs: Vec<KeyValue> = rec.attrs.drain(..).collect();
+    *scratch = std::mem::replace(&mut rec.attrs, own);
+    let cx = &rec.cx;
+    let meta = &mut rec.meta;
     let status = meta.status();
     let mut span_events = SpanEvents::default();
-    span_events.events = events;
+    span_events.events = std::mem::take(&mut rec.events);
     let mut span_links = SpanLinks::default();
-    span_links.links = links;
+    span_links.links = std::mem::take(&mut rec.links);
     SpanData {
         span_context: SpanContext::new(
             cx.trace_id,
@@ -641,8 +708,8 @@ pub(crate) fn to_span_data(
         parent_span_is_remote: cx.parent_remote,
         span_kind: meta.kind.clone(),
         name: std::mem::take(&mut meta.name),
-        start_time: start,
-        end_time: end,
+        start_time: rec.start,
+        end_time: rec.end,
         attributes: attrs,
         dropped_attributes_count: 0,
         events: span_events,
