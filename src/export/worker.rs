@@ -373,7 +373,7 @@ impl Worker {
             self.release();
         }
         self.batched += 1;
-        let (span, own) = match item {
+        match item {
             Item::Record(mut rec) => {
                 if self.exporters.is_empty() {
                     if let Some(lane) = &mut self.otlp {
@@ -401,26 +401,30 @@ impl Worker {
                     &mut self.scratch,
                 );
                 self.pool.put(rec, &mut self.returned);
-                (span, true)
+                self.add(span, true);
             }
             Item::Sdk(mut span) => {
                 // Spans made through the OpenTelemetry API get the same
                 // credential scrubbing as the layer's own.
                 scrub_sdk_span(&mut span, &self.policy, &mut self.secret_keys);
-                (*span, false)
-            }
-        };
-        if let Some(lane) = &mut self.otlp {
-            let scope = &span.instrumentation_scope;
-            if !lane
-                .client
-                .add(&mut lane.batch, &SpanParts::from(&span), scope, own)
-            {
-                self.oversized += 1;
+                self.add(*span, false);
             }
         }
-        if !self.exporters.is_empty() {
-            self.batch.push(span);
+    }
+
+    /// Adds an SDK span to the batch of the console and custom exporters,
+    /// and writes it for OTLP. `own` marks the layer's own scope.
+    #[inline]
+    fn add(&mut self, span: SpanData, own: bool) {
+        if self.exporters.is_empty() {
+            if let Some(lane) = &mut self.otlp {
+                lane.write(&span, own, &mut self.oversized);
+            }
+            return;
+        }
+        self.batch.push(span);
+        if let (Some(lane), Some(span)) = (&mut self.otlp, self.batch.last()) {
+            lane.write(span, own, &mut self.oversized);
         }
     }
 
@@ -572,6 +576,19 @@ struct Lane {
 }
 
 impl Lane {
+    /// Writes an SDK span for the next requests; counts it in `oversized`
+    /// when it cannot fit one.
+    #[inline]
+    fn write(&mut self, span: &SpanData, own: bool, oversized: &mut u64) {
+        let parts = SpanParts::from(span);
+        if !self
+            .client
+            .add(&mut self.batch, &parts, &span.instrumentation_scope, own)
+        {
+            *oversized += 1;
+        }
+    }
+
     fn pop(&mut self) -> Option<Pending> {
         let p = self.pending.pop_front()?;
         self.pending_spans -= p.spans;
@@ -609,6 +626,7 @@ fn scrub_sdk_span(
 
 /// Moves the attributes a record was given into `scratch` and makes that
 /// the record's attribute buffer; returns the record's own, emptied.
+#[inline]
 fn take_attrs(rec: &mut Record, scratch: &mut Vec<KeyValue>) -> Vec<KeyValue> {
     let mut work = std::mem::take(scratch);
     work.clear();
@@ -618,6 +636,7 @@ fn take_attrs(rec: &mut Record, scratch: &mut Vec<KeyValue>) -> Vec<KeyValue> {
 
 /// Decodes a record's field values into attributes, in place, and searches
 /// what needs it for credentials.
+#[inline]
 fn prepare(rec: &mut Record, policy: &ContentPolicy, secret_keys: &mut crate::scrub::KeyCache) {
     // Attributes set as such are searched for credentials here, their keys
     // decided once per text (they may be owned strings); inherited ones come
@@ -687,7 +706,8 @@ pub(crate) fn to_span_data(
     prepare(rec, policy, secret_keys);
     // Copied out at their exact length: one allocation per span, of no
     // more than the span needs.
-    let attrs: Vec<KeyValue> = rec.attrs.drain(..).collect();
+    let mut attrs: Vec<KeyValue> = Vec::with_capacity(rec.attrs.len());
+    attrs.append(&mut rec.attrs);
     *scratch = std::mem::replace(&mut rec.attrs, own);
     let cx = &rec.cx;
     let meta = &mut rec.meta;
