@@ -98,11 +98,14 @@ fn run(kind: Kind, n: u64, tree: bool) {
         expect.saturating_sub(exported),
         rss as f64 / 1024.0,
     );
+    let per_exported = match exported {
+        0 => "-".to_string(),
+        n => format!("{:.0}", background_cpu * 1e9 / n as f64),
+    };
     println!(
-        "cpu: app_ms={:.0} background_ms={:.0} background_ns_per_exported={:.0}",
+        "cpu: app_ms={:.0} background_ms={:.0} background_ns_per_exported={per_exported}",
         app_cpu * 1e3,
         background_cpu * 1e3,
-        background_cpu * 1e9 / (exported.max(1) as f64),
     );
     if let Some(s) = stats {
         println!(
