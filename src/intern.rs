@@ -1,23 +1,26 @@
-//! Interning of short, low-cardinality values (provider, model, tool and agent
-//! names, finish reasons): each thread keeps a small table of shared strings,
-//! so a value seen before costs a hash and a reference-count increment instead
-//! of an allocation on the application's thread and a free on the export thread.
+//! Short, low-cardinality strings kept for the life of the process: values
+//! (provider, model, tool and agent names, finish reasons) and span names.
+//! Each distinct one is allocated once, process-wide, up to a bound, and
+//! handed out as a `&'static str`: a value seen before costs one or two
+//! comparisons, and neither an allocation where it is decoded nor a free or
+//! a reference-count update where the span is dropped.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use opentelemetry::StringValue;
 
-/// Longer values are not interned: they are rarely repeated names.
+/// Longer values are not kept: they are rarely repeated names.
 const MAX_LEN: usize = 64;
-/// Entries per thread; when full, new values are simply copied.
-const MAX_ENTRIES: usize = 512;
+/// Distinct values kept for the life of the process (at most about 256 KiB
+/// of text); beyond, new values are simply copied.
+const MAX_VALUES: usize = 4096;
 
-/// FxHash: fast for short keys, and the table never sees untrusted volume
-/// (it stops growing at `MAX_ENTRIES`).
+/// FxHash: fast for short keys, and the tables never see untrusted volume
+/// (they stop growing at their bound).
 #[derive(Default)]
 pub(crate) struct Fx(u64);
 
@@ -39,17 +42,6 @@ impl Hasher for Fx {
     }
 }
 
-thread_local! {
-    static TABLE: RefCell<HashMap<Arc<str>, (), BuildHasherDefault<Fx>>> = RefCell::new(HashMap::default());
-}
-
-thread_local! {
-    /// The values interned last, in 32 pairs of slots chosen by length and
-    /// end bytes: a repeated name is found with one or two comparisons,
-    /// without hashing it.
-    static RECENT: RefCell<[Option<Arc<str>>; 64]> = const { RefCell::new([const { None }; 64]) };
-}
-
 /// The first of the two slots (of 64) for `text`, chosen by its length and
 /// end bytes; `salt` tells apart uses of one table.
 fn recent_pair(text: &[u8], salt: usize) -> usize {
@@ -64,52 +56,61 @@ fn recent_pair(text: &[u8], salt: usize) -> usize {
     (h.wrapping_mul(0x27D4_EB2F) >> 27) as usize * 2
 }
 
-/// A shared string equal to `s`.
+/// A set of strings kept for the life of the process.
+type Kept = Mutex<HashMap<&'static str, (), BuildHasherDefault<Fx>>>;
+
+/// The kept copy of `s`, made if the table has room: `None` once it holds
+/// `max` strings.
+fn keep(table: &'static OnceLock<Kept>, max: usize, s: &str) -> Option<&'static str> {
+    let mut kept = table.get_or_init(Default::default).lock().ok()?;
+    if let Some((k, ())) = kept.get_key_value(s) {
+        return Some(k);
+    }
+    if kept.len() >= max {
+        return None;
+    }
+    let k: &'static str = Box::leak(s.into());
+    kept.insert(k, ());
+    Some(k)
+}
+
+/// The values kept so far.
+static VALUES: OnceLock<Kept> = OnceLock::new();
+
+thread_local! {
+    /// The values found last on this thread, in 32 pairs of slots chosen by
+    /// length and end bytes: a repeated value is found with one or two
+    /// comparisons, without hashing it or taking the shared table's lock.
+    static RECENT: [Cell<Option<&'static str>>; 64] = const { [const { Cell::new(None) }; 64] };
+}
+
+/// A string value equal to `s`, kept for the life of the process when
+/// short and while there is room.
 pub(crate) fn intern(s: &str) -> StringValue {
     if s.len() > MAX_LEN {
         return StringValue::from(s.to_owned());
     }
     let pair = recent_pair(s.as_bytes(), 0);
     let hit = RECENT.try_with(|r| {
-        let r = r.try_borrow().ok()?;
         r[pair..pair + 2]
             .iter()
-            .flatten()
-            .find(|shared| shared.as_bytes() == s.as_bytes())
-            .map(|shared| StringValue::from(Arc::clone(shared)))
+            .filter_map(Cell::get)
+            .find(|k| k.as_bytes() == s.as_bytes())
     });
-    if let Ok(Some(v)) = hit {
-        return v;
+    if let Ok(Some(k)) = hit {
+        return StringValue::from(k);
     }
-    match shared(s) {
-        Some(shared) => {
+    match keep(&VALUES, MAX_VALUES, s) {
+        Some(k) => {
             let _ = RECENT.try_with(|r| {
-                if let Ok(mut r) = r.try_borrow_mut() {
-                    // The pair's newer entry becomes its older one.
-                    r[pair + 1] = r[pair].take();
-                    r[pair] = Some(Arc::clone(&shared));
-                }
+                // The pair's newer entry becomes its older one.
+                r[pair + 1].set(r[pair].get());
+                r[pair].set(Some(k));
             });
-            StringValue::from(shared)
+            StringValue::from(k)
         }
         None => StringValue::from(s.to_owned()),
     }
-}
-
-/// The table's shared copy of `s`, added if there is room.
-fn shared(s: &str) -> Option<Arc<str>> {
-    TABLE.with(|t| {
-        let mut table = t.try_borrow_mut().ok()?;
-        if let Some((shared, ())) = table.get_key_value(s) {
-            return Some(Arc::clone(shared));
-        }
-        if table.len() >= MAX_ENTRIES {
-            return None;
-        }
-        let shared: Arc<str> = Arc::from(s);
-        table.insert(Arc::clone(&shared), ());
-        Some(shared)
-    })
 }
 
 /// Distinct span names kept for the life of the process.
@@ -118,7 +119,7 @@ const MAX_NAMES: usize = 1024;
 const MAX_NAME_LEN: usize = 128;
 
 /// The span names kept so far.
-static NAMES: OnceLock<Mutex<HashMap<&'static str, (), BuildHasherDefault<Fx>>>> = OnceLock::new();
+static NAMES: OnceLock<Kept> = OnceLock::new();
 
 /// The span name `"{op} {target}"` (`chat gpt-4o`, `execute_tool search`).
 /// Such names are few and repeat, so each distinct one is allocated once and
@@ -169,16 +170,7 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
             let mut scratch = scratch.try_borrow_mut().ok()?;
             scratch.clear();
             join(&mut scratch, op, target);
-            let mut names = NAMES.get_or_init(Default::default).lock().ok()?;
-            if let Some((name, ())) = names.get_key_value(scratch.as_str()) {
-                return Some(Cow::Borrowed(*name));
-            }
-            if names.len() >= MAX_NAMES {
-                return None;
-            }
-            let name: &'static str = Box::leak(scratch.as_str().into());
-            names.insert(name, ());
-            Some(Cow::Borrowed(name))
+            keep(&NAMES, MAX_NAMES, &scratch).map(Cow::Borrowed)
         })
         .unwrap_or_else(owned);
     if let Cow::Borrowed(kept) = name {
@@ -200,6 +192,11 @@ mod tests {
         let b = intern("gpt-4o");
         assert_eq!(a.as_str(), "gpt-4o");
         assert!(std::ptr::eq(a.as_str().as_ptr(), b.as_str().as_ptr()));
+        // Found through the shared table from another thread too.
+        let c = std::thread::spawn(|| intern("gpt-4o").as_str().as_ptr() as usize)
+            .join()
+            .unwrap();
+        assert_eq!(c, a.as_str().as_ptr() as usize);
         let long = "x".repeat(MAX_LEN + 1);
         assert_eq!(intern(&long).as_str(), long);
     }
@@ -223,10 +220,16 @@ mod tests {
     }
 
     #[test]
-    fn table_is_bounded() {
-        for i in 0..(MAX_ENTRIES * 2) {
-            assert_eq!(intern(&format!("v{i}")).as_str(), format!("v{i}"));
+    fn tables_are_bounded() {
+        // A table of its own: the process-wide one is shared with the
+        // other tests, which must find their values kept.
+        static TABLE: OnceLock<Kept> = OnceLock::new();
+        let first = keep(&TABLE, 8, "v0").unwrap();
+        for i in 0..16 {
+            let kept = keep(&TABLE, 8, &format!("v{i}"));
+            assert_eq!(kept.is_some(), i < 8, "v{i}");
         }
-        TABLE.with(|t| assert!(t.borrow().len() <= MAX_ENTRIES));
+        assert!(std::ptr::eq(keep(&TABLE, 8, "v0").unwrap(), first));
+        assert_eq!(TABLE.get().unwrap().lock().unwrap().len(), 8);
     }
 }
