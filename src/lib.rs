@@ -230,6 +230,10 @@
 //!   batches flow; OTLP partial success is counted. A collector that never
 //!   answers only delays the export thread, and dropping the [`Guard`] returns
 //!   within its shutdown timeout.
+//! - **Bounded lasting memory.** Short repeated values (provider, model, tool
+//!   and agent names: at most 4,096 of up to 64 bytes) and the span names
+//!   made from them (at most 1,024) are kept for the life of the process, so
+//!   repeating them allocates nothing; beyond those bounds values are copied.
 //! - **Request size.** Batches are split so that no request exceeds 4 MiB
 //!   ([`Pipeline::with_max_request_bytes`]); a single span larger than that has
 //!   its longest values cut (content stays valid JSON) instead of being lost.
