@@ -77,11 +77,34 @@ fn keep(table: &'static OnceLock<Kept>, max: usize, s: &str) -> Option<&'static 
 /// The values kept so far.
 static VALUES: OnceLock<Kept> = OnceLock::new();
 
+/// Kept strings found last on one thread, in 32 pairs of slots chosen by
+/// [`recent_pair`]: a repeated one is found with one or two comparisons,
+/// without hashing it or taking a shared table's lock.
+struct Recent([Cell<Option<&'static str>>; 64]);
+
+impl Recent {
+    const fn new() -> Recent {
+        Recent([const { Cell::new(None) }; 64])
+    }
+
+    fn find(&self, pair: usize, is: impl Fn(&str) -> bool) -> Option<&'static str> {
+        self.0[pair..pair + 2]
+            .iter()
+            .filter_map(Cell::get)
+            .find(|k| is(k))
+    }
+
+    /// Puts `kept` first in its pair; the pair's newer entry becomes its
+    /// older one.
+    fn remember(&self, pair: usize, kept: &'static str) {
+        self.0[pair + 1].set(self.0[pair].get());
+        self.0[pair].set(Some(kept));
+    }
+}
+
 thread_local! {
-    /// The values found last on this thread, in 32 pairs of slots chosen by
-    /// length and end bytes: a repeated value is found with one or two
-    /// comparisons, without hashing it or taking the shared table's lock.
-    static RECENT: [Cell<Option<&'static str>>; 64] = const { [const { Cell::new(None) }; 64] };
+    static RECENT_VALUES: Recent = const { Recent::new() };
+    static RECENT_NAMES: Recent = const { Recent::new() };
 }
 
 /// A string value equal to `s`, kept for the life of the process when
@@ -91,22 +114,13 @@ pub(crate) fn intern(s: &str) -> StringValue {
         return StringValue::from(s.to_owned());
     }
     let pair = recent_pair(s.as_bytes(), 0);
-    let hit = RECENT.try_with(|r| {
-        r[pair..pair + 2]
-            .iter()
-            .filter_map(Cell::get)
-            .find(|k| k.as_bytes() == s.as_bytes())
-    });
+    let hit = RECENT_VALUES.try_with(|r| r.find(pair, |k| k.as_bytes() == s.as_bytes()));
     if let Ok(Some(k)) = hit {
         return StringValue::from(k);
     }
     match keep(&VALUES, MAX_VALUES, s) {
         Some(k) => {
-            let _ = RECENT.try_with(|r| {
-                // The pair's newer entry becomes its older one.
-                r[pair + 1].set(r[pair].get());
-                r[pair].set(Some(k));
-            });
+            let _ = RECENT_VALUES.try_with(|r| r.remember(pair, k));
             StringValue::from(k)
         }
         None => StringValue::from(s.to_owned()),
@@ -143,12 +157,6 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
     if op.len() + 1 + target.len() > MAX_NAME_LEN {
         return owned();
     }
-    // The names made last on this thread, in pairs of slots: a repeated
-    // name is found by one or two comparisons, without the shared table's
-    // lock.
-    thread_local! {
-        static RECENT_NAMES: [Cell<Option<&'static str>>; 64] = const { [const { Cell::new(None) }; 64] };
-    }
     let pair = recent_pair(target.as_bytes(), op.len());
     let is = |name: &str| {
         name.len() == op.len() + 1 + target.len()
@@ -156,12 +164,7 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
             && name.starts_with(op)
             && name.ends_with(target)
     };
-    let hit = RECENT_NAMES.try_with(|r| {
-        r[pair..pair + 2]
-            .iter()
-            .filter_map(Cell::get)
-            .find(|name| is(name))
-    });
+    let hit = RECENT_NAMES.try_with(|r| r.find(pair, is));
     if let Ok(Some(name)) = hit {
         return Cow::Borrowed(name);
     }
@@ -174,10 +177,7 @@ pub(crate) fn span_name(op: &str, target: &str) -> Cow<'static, str> {
         })
         .unwrap_or_else(owned);
     if let Cow::Borrowed(kept) = name {
-        let _ = RECENT_NAMES.try_with(|r| {
-            r[pair + 1].set(r[pair].get());
-            r[pair].set(Some(kept));
-        });
+        let _ = RECENT_NAMES.try_with(|r| r.remember(pair, kept));
     }
     name
 }

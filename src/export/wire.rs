@@ -422,6 +422,9 @@ struct Group {
     /// The layer's own scope: found without comparing scopes.
     own: bool,
     body: Vec<u8>,
+    /// What the group's `ScopeSpans` header takes, lengths counted at
+    /// their widest.
+    header: usize,
     /// `(start, end)` of each span's body in the batch's buffer.
     spans: Vec<(usize, usize)>,
 }
@@ -447,11 +450,6 @@ impl Requests {
         1 + 5 + field_len(self.resource.len()) + str_field_len(&self.schema_url)
     }
 
-    /// What a `ScopeSpans` header takes, lengths counted at their widest.
-    fn scope_cost(g: &Group) -> usize {
-        1 + 5 + field_len(g.body.len()) + str_field_len(g.scope.schema_url().unwrap_or_default())
-    }
-
     /// Writes one span into `batch`. `own` marks the layer's own scope. A
     /// span that alone exceeds `max` has its longest string values cut
     /// until it fits; `false` when it still could not fit (it is left out).
@@ -473,8 +471,14 @@ impl Requests {
         let g = match found {
             Some(g) => g,
             None => {
+                let body = scope_body(scope);
+                let header = 1
+                    + 5
+                    + field_len(body.len())
+                    + str_field_len(scope.schema_url().unwrap_or_default());
                 batch.groups.push(Group {
-                    body: scope_body(scope),
+                    body,
+                    header,
                     scope: scope.clone(),
                     own,
                     spans: Vec::new(),
@@ -483,7 +487,7 @@ impl Requests {
             }
         };
         // The most a span may take to travel alone in a request.
-        let room = max.saturating_sub(self.base() + Self::scope_cost(&batch.groups[g]) + 1 + 5);
+        let room = max.saturating_sub(self.base() + batch.groups[g].header + 1 + 5);
         let buf = &mut batch.buf;
         let start = buf.len();
         put_span(buf, span);
@@ -516,14 +520,14 @@ impl Requests {
             for &(start, end) in &group.spans {
                 let mut len = field_len(end - start);
                 if !scope_open {
-                    len += Self::scope_cost(group);
+                    len += group.header;
                 }
                 if current_len + len > max && !current.is_empty() {
                     out.push(self.request(groups, &current, buf));
                     current.clear();
                     current_len = base;
                     if scope_open {
-                        len += Self::scope_cost(group);
+                        len += group.header;
                     }
                 }
                 current.push((g, start, end));
