@@ -102,6 +102,23 @@ proptest! {
     }
 
     #[test]
+    fn the_vector_scan_finds_what_the_portable_one_finds(
+        bytes in proptest::collection::vec(proptest::prop_oneof![
+            4 => 0x20u8..0x7f,
+            1 => proptest::prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x7fu8..=0xff],
+        ], 0..200),
+        from in 0usize..200,
+    ) {
+        let from = from.min(bytes.len());
+        let fast = crate::content::next_special(&bytes, from);
+        prop_assert_eq!(fast, crate::content::next_special_portable(&bytes, from));
+        let expected = (from..bytes.len())
+            .find(|&i| bytes[i] < 0x20 || bytes[i] == b'"' || bytes[i] == b'\\')
+            .unwrap_or(bytes.len());
+        prop_assert_eq!(fast, expected);
+    }
+
+    #[test]
     fn any_json_input_converts_to_schema_shape(v in json_value()) {
         let raw = v.to_string();
         prop_assert!(is_messages(&messages::input_messages(raw.clone()), false));
