@@ -304,8 +304,8 @@ fn special(b: u8) -> bool {
 #[inline]
 pub(crate) fn next_special(bytes: &[u8], from: usize) -> usize {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8, __m128i,
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
     };
     let mut i = from;
     // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are

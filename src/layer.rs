@@ -17,7 +17,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::content::ContentPolicy;
-use crate::export::Sink;
+use crate::export::{Backlog, Sink};
 use crate::fields::{plan_for, EventVisitor, SpanVisitor};
 use crate::genai::Inherited;
 use crate::record::{Pool, Record};
@@ -489,8 +489,15 @@ where
             // Freed on the thread that allocated it: the allocator reuses
             // it, still in cache, for the next span's context.
             rec.cx.active = None;
-            if sink.behind() && self.shared.policy.scrubber.enabled {
-                rec.prescrub();
+            let policy = &self.shared.policy;
+            match sink.backlog() {
+                Backlog::None => {}
+                Backlog::FarBehind if crate::export::prepare_here(&mut rec, policy) => {}
+                Backlog::Behind | Backlog::FarBehind => {
+                    if policy.scrubber.enabled {
+                        rec.prescrub();
+                    }
+                }
             }
             sink.send_record(rec);
         }

@@ -69,6 +69,10 @@ pub(crate) struct Record {
     /// The string values were already searched for credentials, on the
     /// application's thread (see [`Record::prescrub`]).
     pub(crate) prescrubbed: bool,
+    /// The field values were already decoded into `attrs`, mapped and
+    /// searched, on the application's thread (see
+    /// [`prepare_here`](crate::export::prepare_here)).
+    pub(crate) prepared: bool,
 }
 
 /// Buffers larger than this are not kept for reuse.
@@ -102,6 +106,7 @@ impl Record {
             links: Vec::new(),
             inherited: None,
             prescrubbed: false,
+            prepared: false,
         }
     }
 
@@ -121,6 +126,7 @@ impl Record {
         self.start = SystemTime::now();
         self.end = self.start;
         self.prescrubbed = false;
+        self.prepared = false;
     }
 
     /// Empties the record for the pool; `false` when it is not worth keeping.
@@ -490,6 +496,47 @@ mod tests {
         assert!(all.contains("my key is [REDACTED], thanks"), "{all}");
         assert!(all.contains("nothing secret here at all"), "{all}");
         assert!(b.iter().any(|(k, v)| k == "count" && v == "3"));
+    }
+
+    #[test]
+    fn records_prepared_on_the_application_thread_export_the_same_span() {
+        let scope = opentelemetry::InstrumentationScope::builder("t").build();
+        let policy = ContentPolicy::default();
+        let mut keys = crate::scrub::KeyCache::default();
+        let mut scratch = Vec::new();
+        let mut plain = record();
+        let mut early = record();
+        early
+            .attrs
+            .push(KeyValue::new("given", format!("token {KEY}")));
+        plain
+            .attrs
+            .push(KeyValue::new("given", format!("token {KEY}")));
+        assert!(crate::export::prepare_here(&mut early, &policy));
+        assert!(early.prepared);
+        // Prepared once: a second call does nothing.
+        assert!(!crate::export::prepare_here(&mut early, &policy));
+        let a = crate::export::to_span_data(&mut plain, &scope, &policy, &mut keys, &mut scratch);
+        let b = crate::export::to_span_data(&mut early, &scope, &policy, &mut keys, &mut scratch);
+        let pairs = |s: &opentelemetry_sdk::trace::SpanData| {
+            s.attributes
+                .iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&a), pairs(&b));
+        let all = format!("{:?}", pairs(&b));
+        assert!(!all.contains(KEY), "{all}");
+        assert!(all.contains("gen_ai.input.messages"), "{all}");
+        assert!(b.attributes.iter().any(|kv| kv.key.as_str() == "count"));
+        // A redaction hook runs on the export thread only.
+        let hooked = ContentPolicy {
+            redactor: Some(std::sync::Arc::new(|_, _: &mut serde_json::Value| {})),
+            ..ContentPolicy::default()
+        };
+        let mut third = record();
+        assert!(!crate::export::prepare_here(&mut third, &hooked));
+        assert!(!third.prepared);
     }
 
     #[test]

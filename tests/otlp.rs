@@ -29,6 +29,7 @@ both_transports!(
     per_layer_filter_keeps_the_tree,
     a_value_that_logs_while_recorded,
     alone_or_beside_another_exporter_spans_arrive_alike,
+    a_backlogged_queue_exports_complete_spans,
 );
 
 #[instrument]
@@ -622,4 +623,68 @@ fn alone_or_beside_another_exporter_spans_arrive_alike(t: Transport) {
         .map(opentelemetry_proto::tonic::trace::v1::Span::from)
         .collect();
     assert_eq!(comparable(sdk), expected);
+}
+
+fn a_backlogged_queue_exports_complete_spans(t: Transport) {
+    // Behind a queue of 64 spans, this loop keeps the queue more than seven
+    // eighths full, so the application's thread decodes most spans itself
+    // (and drops some): those that arrive must be exactly what the export
+    // thread writes, searched for credentials, each attribute once.
+    const N: u64 = 3_000;
+    const SECRET: &str = "sk-proj-Qw3rTyUi0pAsDfGhJkLzXcVbNm0987";
+    let rx = receiver(t);
+    let mut dropped = 0;
+    run(
+        pipeline(t, &rx)
+            .with_max_queue_size(64)
+            .with_max_export_batch_size(64),
+        |guard| {
+            for i in 0..N {
+                let prompt = format!("question {i} with key {SECRET}");
+                let span = info_span!(
+                    "ask",
+                    llm.model = "gpt-4o",
+                    llm.prompt = prompt.as_str(),
+                    llm.usage.input_tokens = i,
+                    note = "plain",
+                );
+                let _entered = span.enter();
+            }
+            dropped = guard.stats().dropped;
+        },
+    );
+    let got = rx.spans();
+    assert_eq!(got.len() as u64 + dropped, N, "{dropped} dropped");
+    assert!(got.len() >= 64, "only {} arrived", got.len());
+    for span in &got {
+        let mut keys: Vec<&str> = span
+            .span
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        keys.sort_unstable();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            before,
+            "a repeated attribute: {:?}",
+            span.span.attributes
+        );
+        let Some(Value::IntValue(i)) = span.attr(semconv::GEN_AI_USAGE_INPUT_TOKENS) else {
+            panic!("no token count: {:?}", span.span.attributes);
+        };
+        let messages = span.str_attr(semconv::GEN_AI_INPUT_MESSAGES).unwrap();
+        let parsed = common::schema::input(messages);
+        assert_eq!(parsed.len(), 1, "{messages}");
+        assert!(
+            messages.contains(&format!("question {i} with key [REDACTED]")),
+            "{messages}"
+        );
+        assert_eq!(span.str_attr(semconv::GEN_AI_REQUEST_MODEL), Some("gpt-4o"));
+        assert_eq!(span.str_attr("note"), Some("plain"));
+        assert_eq!(span.name(), "chat gpt-4o");
+    }
+    assert!(!common::contains(&common::raw_bytes(&rx), SECRET));
 }

@@ -9,6 +9,10 @@ pub(crate) mod otlp;
 mod wire;
 mod worker;
 
+pub(crate) use worker::prepare_here;
+#[cfg(test)]
+pub(crate) use worker::to_span_data;
+
 pub(crate) use worker::start;
 
 use std::fmt;
@@ -45,6 +49,10 @@ pub(crate) struct Counters {
     rejected: AtomicU64,
     /// Approximate bytes held by queued spans.
     queued_bytes: AtomicU64,
+    /// Queued spans, kept beside the bytes (the application's thread
+    /// already owns this cache line when it reads them, which the queue's
+    /// own length would not be).
+    queued_spans: AtomicU64,
 }
 
 /// Export counters, read with [`Guard::stats`](crate::Guard::stats).
@@ -69,12 +77,29 @@ pub struct Stats {
     pub rejected: u64,
 }
 
+/// How full the queue is, as the layer acts on it when a span closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backlog {
+    /// Up to three quarters: the queue absorbs bursts at no cost to the
+    /// application.
+    None,
+    /// More than three quarters: the application's thread searches the
+    /// span's text for credentials itself, sharing the export thread's work
+    /// without allocating.
+    Behind,
+    /// More than seven eighths: the application's thread also decodes and
+    /// maps the span's fields, so that a producer faster than the export
+    /// thread slows down a little instead of losing spans.
+    FarBehind,
+}
+
 /// The layer's end of the queue.
 #[derive(Clone, Debug)]
 pub(crate) struct Sink {
     tx: Sender<Item>,
     counters: Arc<Counters>,
     max_bytes: u64,
+    max_spans: u64,
 }
 
 impl Item {
@@ -93,13 +118,22 @@ impl Sink {
         self.send(Item::Record(rec));
     }
 
-    /// The export thread has fallen behind: more than three quarters of the
-    /// queue's bytes are taken. (Not half: a queue that only absorbs a burst
-    /// costs the application nothing; three quarters still leaves a quarter
-    /// of the bound before any span is dropped.)
+    /// How far the export thread has fallen behind, by the fuller of the
+    /// queue's two bounds (spans and bytes).
     #[inline]
-    pub(crate) fn behind(&self) -> bool {
-        self.counters.queued_bytes.load(Relaxed) > self.max_bytes / 4 * 3
+    pub(crate) fn backlog(&self) -> Backlog {
+        let bytes = self.counters.queued_bytes.load(Relaxed);
+        let spans = self.counters.queued_spans.load(Relaxed);
+        let over = |eighths: u64| {
+            bytes > self.max_bytes / 8 * eighths || spans > self.max_spans / 8 * eighths
+        };
+        if over(7) {
+            Backlog::FarBehind
+        } else if over(6) {
+            Backlog::Behind
+        } else {
+            Backlog::None
+        }
     }
 
     /// Queues a span, or drops and counts it when the queue is full in spans
@@ -108,6 +142,7 @@ impl Sink {
     pub(crate) fn send(&self, item: Item) {
         let weight = item.weight();
         let held = self.counters.queued_bytes.fetch_add(weight, Relaxed);
+        self.counters.queued_spans.fetch_add(1, Relaxed);
         let refused = if held + weight > self.max_bytes {
             Some(item)
         } else {
@@ -115,6 +150,7 @@ impl Sink {
         };
         if let Some(item) = refused {
             self.counters.queued_bytes.fetch_sub(weight, Relaxed);
+            self.counters.queued_spans.fetch_sub(1, Relaxed);
             self.counters.dropped.fetch_add(1, Relaxed);
             // An overloaded pipeline stays cheap for the application: the
             // dropped span's record is reused by this thread's next span

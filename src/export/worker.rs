@@ -75,6 +75,7 @@ pub(crate) fn start(
         tx: tx.clone(),
         counters: counters.clone(),
         max_bytes: max_queue_bytes as u64,
+        max_spans: tx.capacity().unwrap_or(usize::MAX) as u64,
     };
     Ok((
         sink,
@@ -380,15 +381,20 @@ impl Worker {
                         // Only OTLP: the span is written straight from the
                         // decoded record, which goes back to the pool with
                         // its buffers; no SDK span is built.
-                        let own = take_attrs(&mut rec, &mut self.scratch);
-                        prepare(&mut rec, &self.policy, &mut self.secret_keys);
+                        let own = (!rec.prepared).then(|| {
+                            let own = take_attrs(&mut rec, &mut self.scratch);
+                            prepare(&mut rec, &self.policy, &mut self.secret_keys);
+                            own
+                        });
                         let status = rec.meta.status();
                         let parts = record_parts(&rec, &status);
                         if !lane.client.add(&mut lane.batch, &parts, &self.scope, true) {
                             self.oversized += 1;
                         }
-                        self.scratch = std::mem::replace(&mut rec.attrs, own);
-                        self.scratch.clear();
+                        if let Some(own) = own {
+                            self.scratch = std::mem::replace(&mut rec.attrs, own);
+                            self.scratch.clear();
+                        }
                         self.pool.put(rec, &mut self.returned);
                         return;
                     }
@@ -430,6 +436,9 @@ impl Worker {
 
     fn release(&mut self) {
         self.counters.queued_bytes.fetch_sub(self.released, Relaxed);
+        self.counters
+            .queued_spans
+            .fetch_sub(u64::from(self.released_n), Relaxed);
         self.released = 0;
         self.released_n = 0;
     }
@@ -669,6 +678,28 @@ fn prepare(rec: &mut Record, policy: &ContentPolicy, secret_keys: &mut crate::sc
     }
 }
 
+/// [`prepare`] on the application's thread, for a span closed while the
+/// export thread is far behind: the application pays for part of the
+/// export work instead of losing spans. Not done when a redaction hook is
+/// set (it is documented to run on the export thread).
+pub(crate) fn prepare_here(rec: &mut Record, policy: &ContentPolicy) -> bool {
+    thread_local! {
+        static KEYS: std::cell::RefCell<crate::scrub::KeyCache> =
+            std::cell::RefCell::new(crate::scrub::KeyCache::default());
+    }
+    if policy.redactor.is_some() || rec.prepared {
+        return false;
+    }
+    KEYS.try_with(|keys| match keys.try_borrow_mut() {
+        Ok(mut keys) => prepare(rec, policy, &mut keys),
+        Err(_) => prepare(rec, policy, &mut crate::scrub::KeyCache::default()),
+    })
+    .is_ok_and(|()| {
+        rec.prepared = true;
+        true
+    })
+}
+
 /// A prepared record as the OTLP encoder reads it.
 fn record_parts<'a>(rec: &'a Record, status: &'a Status) -> SpanParts<'a> {
     let cx = &rec.cx;
@@ -702,13 +733,18 @@ pub(crate) fn to_span_data(
     secret_keys: &mut crate::scrub::KeyCache,
     scratch: &mut Vec<KeyValue>,
 ) -> SpanData {
-    let own = take_attrs(rec, scratch);
-    prepare(rec, policy, secret_keys);
+    let own = (!rec.prepared).then(|| {
+        let own = take_attrs(rec, scratch);
+        prepare(rec, policy, secret_keys);
+        own
+    });
     // Copied out at their exact length: one allocation per span, of no
     // more than the span needs.
     let mut attrs: Vec<KeyValue> = Vec::with_capacity(rec.attrs.len());
     attrs.append(&mut rec.attrs);
-    *scratch = std::mem::replace(&mut rec.attrs, own);
+    if let Some(own) = own {
+        *scratch = std::mem::replace(&mut rec.attrs, own);
+    }
     let cx = &rec.cx;
     let meta = &mut rec.meta;
     let status = meta.status();
