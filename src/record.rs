@@ -236,6 +236,9 @@ impl Record {
             + std::mem::size_of::<Raw>() * self.raw.capacity()
             + 96 * self.attrs.capacity()
             + 256 * self.events.len()
+            // Decoded on the application's thread: the attributes' text,
+            // about as long as the raw values it came from.
+            + if self.prepared { self.buf.len() } else { 0 }
             + 64) as u64
     }
 

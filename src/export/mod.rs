@@ -15,6 +15,7 @@ pub(crate) use worker::to_span_data;
 
 pub(crate) use worker::start;
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -77,19 +78,27 @@ pub struct Stats {
     pub rejected: u64,
 }
 
-/// How full the queue is, as the layer acts on it when a span closes.
+/// Spans a thread closes while the queue is more than three quarters full
+/// and nothing is exported before it stops decoding them itself: a few
+/// batches' worth.
+const STALLED_AFTER: u32 = 4096;
+
+/// How full the queue is, by the fuller of its two bounds, as the layer
+/// acts on it when a span closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backlog {
-    /// Up to three quarters: the queue absorbs bursts at no cost to the
+    /// Up to five eighths: the queue absorbs bursts at no cost to the
     /// application.
     None,
-    /// More than three quarters: the application's thread searches the
-    /// span's text for credentials itself, sharing the export thread's work
-    /// without allocating.
+    /// More than five eighths: the application's thread searches the span's
+    /// text for credentials itself, sharing the export thread's work without
+    /// allocating.
     Behind,
-    /// More than seven eighths: the application's thread also decodes and
-    /// maps the span's fields, so that a producer faster than the export
-    /// thread slows down a little instead of losing spans.
+    /// More than three quarters, while spans are being exported: the
+    /// application's thread also decodes and maps the span's fields, so
+    /// that a producer faster than the export thread slows down a little
+    /// instead of losing spans. The quarter left absorbs the export
+    /// thread's pauses.
     FarBehind,
 }
 
@@ -127,9 +136,33 @@ impl Sink {
         let over = |eighths: u64| {
             bytes > self.max_bytes / 8 * eighths || spans > self.max_spans / 8 * eighths
         };
-        if over(7) {
-            Backlog::FarBehind
-        } else if over(6) {
+        if over(6) {
+            // Only while spans are being exported: with a collector that is
+            // down, work done here would go to spans that are then dropped.
+            // `(last exported count seen, far-behind spans closed since it
+            // changed)`, per thread.
+            thread_local! {
+                static PROGRESS: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
+            }
+            let exported = self.counters.exported.load(Relaxed);
+            let stalled = PROGRESS
+                .try_with(|p| {
+                    let (seen, since) = p.get();
+                    let since = if seen == exported {
+                        since.saturating_add(1)
+                    } else {
+                        0
+                    };
+                    p.set((exported, since));
+                    since > STALLED_AFTER
+                })
+                .unwrap_or(true);
+            if stalled {
+                Backlog::Behind
+            } else {
+                Backlog::FarBehind
+            }
+        } else if over(5) {
             Backlog::Behind
         } else {
             Backlog::None
@@ -259,5 +292,51 @@ impl Handle {
         self.request(Control::Shutdown, timeout)?;
         let _ = thread.join();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(max_spans: usize) -> (Sink, crossbeam_channel::Receiver<Item>) {
+        let (tx, rx) = bounded(max_spans);
+        let sink = Sink {
+            tx,
+            counters: Arc::new(Counters::default()),
+            max_bytes: 1 << 20,
+            max_spans: max_spans as u64,
+        };
+        (sink, rx)
+    }
+
+    #[test]
+    fn backlog_follows_the_fuller_bound_and_stops_helping_a_stalled_export() {
+        // Run on a thread of its own: the progress seen is per thread.
+        std::thread::spawn(|| {
+            let (sink, _rx) = sink(800);
+            let c = &sink.counters;
+            assert_eq!(sink.backlog(), Backlog::None);
+            c.queued_spans.store(501, Relaxed);
+            assert_eq!(sink.backlog(), Backlog::Behind);
+            c.queued_spans.store(0, Relaxed);
+            c.queued_bytes.store((1 << 20) / 8 * 5 + 1, Relaxed);
+            assert_eq!(sink.backlog(), Backlog::Behind);
+            c.queued_bytes.store(0, Relaxed);
+            c.queued_spans.store(601, Relaxed);
+            assert_eq!(sink.backlog(), Backlog::FarBehind);
+            // Nothing exported for a few batches' worth of spans: the
+            // application's thread only searches, as with a collector down.
+            for _ in 1..STALLED_AFTER {
+                assert_eq!(sink.backlog(), Backlog::FarBehind);
+            }
+            assert_eq!(sink.backlog(), Backlog::Behind);
+            assert_eq!(sink.backlog(), Backlog::Behind);
+            // Spans are exported again: it helps again.
+            c.exported.store(512, Relaxed);
+            assert_eq!(sink.backlog(), Backlog::FarBehind);
+        })
+        .join()
+        .unwrap();
     }
 }
