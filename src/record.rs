@@ -540,6 +540,12 @@ mod tests {
         let mut third = record();
         assert!(!crate::export::prepare_here(&mut third, &hooked));
         assert!(!third.prepared);
+        // Nor is large content decoded there: the application's share of
+        // the work stays bounded.
+        let mut large = record();
+        large.push_str("llm.completion", Role::Attr, false, &"x".repeat(5000));
+        assert!(!crate::export::prepare_here(&mut large, &policy));
+        assert!(!large.prepared);
     }
 
     #[test]

@@ -678,16 +678,22 @@ fn prepare(rec: &mut Record, policy: &ContentPolicy, secret_keys: &mut crate::sc
     }
 }
 
+/// Text a record may hold and still be decoded on the application's
+/// thread: what that thread takes on per span stays bounded (a few
+/// microseconds); larger content is left to the export thread.
+const MAX_PREPARED_HERE: usize = 4096;
+
 /// [`prepare`] on the application's thread, for a span closed while the
 /// export thread is far behind: the application pays for part of the
 /// export work instead of losing spans. Not done when a redaction hook is
-/// set (it is documented to run on the export thread).
+/// set (it is documented to run on the export thread), nor for records
+/// with more than [`MAX_PREPARED_HERE`] bytes of text.
 pub(crate) fn prepare_here(rec: &mut Record, policy: &ContentPolicy) -> bool {
     thread_local! {
         static KEYS: std::cell::RefCell<crate::scrub::KeyCache> =
             std::cell::RefCell::new(crate::scrub::KeyCache::default());
     }
-    if policy.redactor.is_some() || rec.prepared {
+    if policy.redactor.is_some() || rec.prepared || rec.buf.len() > MAX_PREPARED_HERE {
         return false;
     }
     KEYS.try_with(|keys| match keys.try_borrow_mut() {
