@@ -215,13 +215,15 @@
 //!   costs a wake-up; 16 ms without spans and it waits again. When the
 //!   queue is more than five eighths full, the thread ending a span
 //!   searches its values for credentials itself (no waiting, no
-//!   allocation); past three quarters, while spans are being exported, it
-//!   also decodes and maps them, so one thread producing faster than the
-//!   export thread writes slows down a little instead of losing spans (not
-//!   while nothing is exported, as with a collector that is down, nor with
-//!   a redaction hook, which runs on the export thread). When the queue is
-//!   full, new spans are dropped, counted, and reported on stderr at most
-//!   once every 10 seconds.
+//!   allocation); past three quarters, while spans are being exported and
+//!   the export thread's time goes to working through the queue, it also
+//!   decodes and maps spans of up to 4 KiB of text, so one thread producing
+//!   faster than the export thread writes slows down a little instead of
+//!   losing spans (not while nothing is exported, as with a collector that
+//!   is down, nor while the export thread spends more than a quarter of its
+//!   time waiting on the collector, nor with a redaction hook, which runs
+//!   on the export thread). When the queue is full, new spans are dropped,
+//!   counted, and reported on stderr at most once every 10 seconds.
 //! - **Per-layer filters.** Spans a filter on the layer hides are skipped:
 //!   their children and events go to the nearest span it lets through.
 //! - **Collector faults.** Answers are classified as the OTLP specification

@@ -19,7 +19,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,6 +54,9 @@ pub(crate) struct Counters {
     /// already owns this cache line when it reads them, which the queue's
     /// own length would not be).
     queued_spans: AtomicU64,
+    /// The export thread spent more than a quarter of its recent time
+    /// waiting on exporters (see `WaitWindow::add`).
+    pub(crate) exporter_bound: AtomicBool,
 }
 
 /// Export counters, read with [`Guard::stats`](crate::Guard::stats).
@@ -94,11 +97,12 @@ pub(crate) enum Backlog {
     /// text for credentials itself, sharing the export thread's work without
     /// allocating.
     Behind,
-    /// More than three quarters, while spans are being exported: the
-    /// application's thread also decodes and maps the span's fields, so
-    /// that a producer faster than the export thread slows down a little
-    /// instead of losing spans. The quarter left absorbs the export
-    /// thread's pauses.
+    /// More than three quarters, while spans are being exported and the
+    /// export thread's time goes to working through the queue rather than
+    /// waiting on exporters: the application's thread also decodes and maps
+    /// the span's fields, so that a producer faster than the export thread
+    /// slows down a little instead of losing spans. The quarter left
+    /// absorbs the export thread's pauses.
     FarBehind,
 }
 
@@ -157,7 +161,7 @@ impl Sink {
                     since > STALLED_AFTER
                 })
                 .unwrap_or(true);
-            if stalled {
+            if stalled || self.counters.exporter_bound.load(Relaxed) {
                 Backlog::Behind
             } else {
                 Backlog::FarBehind
@@ -334,6 +338,12 @@ mod tests {
             assert_eq!(sink.backlog(), Backlog::Behind);
             // Spans are exported again: it helps again.
             c.exported.store(512, Relaxed);
+            assert_eq!(sink.backlog(), Backlog::FarBehind);
+            // Not while the export thread's time goes to waiting on an
+            // exporter: decoding here would not make spans leave sooner.
+            c.exporter_bound.store(true, Relaxed);
+            assert_eq!(sink.backlog(), Backlog::Behind);
+            c.exporter_bound.store(false, Relaxed);
             assert_eq!(sink.backlog(), Backlog::FarBehind);
         })
         .join()

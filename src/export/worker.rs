@@ -61,6 +61,10 @@ pub(crate) fn start(
         returned: Vec::with_capacity(crate::record::POOL_BATCH),
         released: 0,
         released_n: 0,
+        wait: WaitWindow {
+            since: Instant::now(),
+            waited: Duration::ZERO,
+        },
         settings,
         counters: counters.clone(),
         rt,
@@ -112,6 +116,8 @@ struct Worker {
     /// Queue bytes taken off the queue but not yet subtracted from the counter.
     released: u64,
     released_n: u32,
+    /// Time spent waiting on exporters, for the layer (see [`WaitWindow::add`]).
+    wait: WaitWindow,
     settings: BatchSettings,
     counters: Arc<Counters>,
     rt: tokio::runtime::Runtime,
@@ -299,6 +305,7 @@ impl Worker {
             }
             let request = head.body.clone();
             let client = &lane.client;
+            let waited = Instant::now();
             let outcome = self.rt.block_on(async {
                 match limit {
                     Some(l) => tokio::time::timeout(l, client.send(request))
@@ -310,6 +317,7 @@ impl Worker {
                     None => client.send(request).await,
                 }
             });
+            self.wait.add(waited, &self.counters);
             let spans = head.spans;
             match outcome {
                 otlp::Outcome::Accepted { rejected } => {
@@ -516,9 +524,11 @@ impl Worker {
                 batch.clone().unwrap_or_default()
             };
             let timeout = self.settings.export_timeout;
+            let waited = Instant::now();
             let result = self
                 .rt
                 .block_on(async { tokio::time::timeout(timeout, exporter.export(spans)).await });
+            self.wait.add(waited, &self.counters);
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => failure = Some(e.to_string()),
@@ -678,6 +688,36 @@ fn prepare(rec: &mut Record, policy: &ContentPolicy, secret_keys: &mut crate::sc
     }
 }
 
+/// How often the export thread tells the layer how much of its time went to
+/// waiting on exporters.
+const WAIT_WINDOW: Duration = Duration::from_millis(50);
+
+/// Time spent waiting on exporters since `since`.
+struct WaitWindow {
+    since: Instant,
+    waited: Duration,
+}
+
+impl WaitWindow {
+    /// Counts the time since `from` as spent waiting on an exporter, and
+    /// every [`WAIT_WINDOW`] tells the layer whether more than a quarter of
+    /// the time went there: decoding spans on the application's thread
+    /// would then not make them leave sooner (a collector answering slowly,
+    /// say).
+    fn add(&mut self, from: Instant, counters: &Counters) {
+        let now = Instant::now();
+        self.waited += now.saturating_duration_since(from);
+        let window = now.saturating_duration_since(self.since);
+        if window >= WAIT_WINDOW {
+            counters
+                .exporter_bound
+                .store(self.waited * 4 > window, Relaxed);
+            self.since = now;
+            self.waited = Duration::ZERO;
+        }
+    }
+}
+
 /// Text a record may hold and still be decoded on the application's
 /// thread: what that thread takes on per span stays bounded (a few
 /// microseconds); larger content is left to the export thread.
@@ -778,5 +818,41 @@ pub(crate) fn to_span_data(
         links: span_links,
         status,
         instrumentation_scope: scope.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layer_learns_whether_the_export_thread_mostly_waits_on_exporters() {
+        let counters = Counters::default();
+        let ago = |ms| Instant::now() - Duration::from_millis(ms);
+        // 30 ms of a 60 ms window waiting: more than a quarter.
+        let mut window = WaitWindow {
+            since: ago(60),
+            waited: Duration::ZERO,
+        };
+        window.add(ago(30), &counters);
+        assert!(counters.exporter_bound.load(Relaxed));
+        assert_eq!(window.waited, Duration::ZERO, "a new window begins");
+        // 2 ms of a 60 ms window: working through the queue.
+        let mut window = WaitWindow {
+            since: ago(60),
+            waited: Duration::ZERO,
+        };
+        window.add(ago(2), &counters);
+        assert!(!counters.exporter_bound.load(Relaxed));
+        // Within a window nothing is decided yet; the waits add up.
+        let mut window = WaitWindow {
+            since: Instant::now(),
+            waited: Duration::ZERO,
+        };
+        counters.exporter_bound.store(true, Relaxed);
+        window.add(ago(5), &counters);
+        window.add(ago(5), &counters);
+        assert!(window.waited >= Duration::from_millis(10));
+        assert!(counters.exporter_bound.load(Relaxed));
     }
 }
