@@ -220,7 +220,7 @@
 //!   decodes and maps spans of up to 4 KiB of text, so one thread producing
 //!   faster than the export thread writes slows down a little instead of
 //!   losing spans (not while nothing is exported, as with a collector that
-//!   is down, nor while the export thread spends more than a quarter of its
+//!   is down, nor while the export thread spends more than a tenth of its
 //!   time waiting on the collector, nor with a redaction hook, which runs
 //!   on the export thread). When the queue is full, new spans are dropped,
 //!   counted, and reported on stderr at most once every 10 seconds.

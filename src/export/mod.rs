@@ -54,8 +54,8 @@ pub(crate) struct Counters {
     /// already owns this cache line when it reads them, which the queue's
     /// own length would not be).
     queued_spans: AtomicU64,
-    /// The export thread spent more than a quarter of its recent time
-    /// waiting on exporters (see `WaitWindow::add`).
+    /// The export thread spent more than a tenth of its recent time waiting
+    /// for the collector's answers (see `WaitWindow::add`).
     pub(crate) exporter_bound: AtomicBool,
 }
 
@@ -99,8 +99,8 @@ pub(crate) enum Backlog {
     Behind,
     /// More than three quarters, while spans are being exported and the
     /// export thread's time goes to working through the queue rather than
-    /// waiting on exporters: the application's thread also decodes and maps
-    /// the span's fields, so that a producer faster than the export thread
+    /// waiting for the collector: the application's thread also decodes and
+    /// maps the span's fields, so that a producer faster than the export thread
     /// slows down a little instead of losing spans. The quarter left
     /// absorbs the export thread's pauses.
     FarBehind,
@@ -339,8 +339,8 @@ mod tests {
             // Spans are exported again: it helps again.
             c.exported.store(512, Relaxed);
             assert_eq!(sink.backlog(), Backlog::FarBehind);
-            // Not while the export thread's time goes to waiting on an
-            // exporter: decoding here would not make spans leave sooner.
+            // Not while the export thread's time goes to waiting for the
+            // collector: decoding here would not make spans leave sooner.
             c.exporter_bound.store(true, Relaxed);
             assert_eq!(sink.backlog(), Backlog::Behind);
             c.exporter_bound.store(false, Relaxed);
