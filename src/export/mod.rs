@@ -56,7 +56,7 @@ pub(crate) struct Counters {
     queued_spans: AtomicU64,
     /// The export thread spent more than a tenth of its recent time waiting
     /// for the collector's answers (see `WaitWindow::add`).
-    pub(crate) exporter_bound: AtomicBool,
+    exporter_bound: AtomicBool,
 }
 
 /// Export counters, read with [`Guard::stats`](crate::Guard::stats).

@@ -389,11 +389,12 @@ impl Worker {
                         // Only OTLP: the span is written straight from the
                         // decoded record, which goes back to the pool with
                         // its buffers; no SDK span is built.
-                        let own = (!rec.prepared).then(|| {
-                            let own = take_attrs(&mut rec, &mut self.scratch);
-                            prepare(&mut rec, &self.policy, &mut self.secret_keys);
-                            own
-                        });
+                        let own = prepare_unless_done(
+                            &mut rec,
+                            &self.policy,
+                            &mut self.secret_keys,
+                            &mut self.scratch,
+                        );
                         let status = rec.meta.status();
                         let parts = record_parts(&rec, &status);
                         if !lane.client.add(&mut lane.batch, &parts, &self.scope, true) {
@@ -686,6 +687,25 @@ fn prepare(rec: &mut Record, policy: &ContentPolicy, secret_keys: &mut crate::sc
     }
 }
 
+/// [`prepare`] in the export thread's `scratch` buffer, unless the
+/// application's thread did it already ([`prepare_here`]). Returns the
+/// record's own attribute buffer, to put back once the attributes are
+/// written; `None` when the record was prepared already (its attributes are
+/// in its own buffer).
+#[inline]
+fn prepare_unless_done(
+    rec: &mut Record,
+    policy: &ContentPolicy,
+    secret_keys: &mut crate::scrub::KeyCache,
+    scratch: &mut Vec<KeyValue>,
+) -> Option<Vec<KeyValue>> {
+    (!rec.prepared).then(|| {
+        let own = take_attrs(rec, scratch);
+        prepare(rec, policy, secret_keys);
+        own
+    })
+}
+
 /// How often the export thread tells the layer how much of its time went to
 /// waiting for the collector.
 const WAIT_WINDOW: Duration = Duration::from_millis(50);
@@ -779,11 +799,7 @@ pub(crate) fn to_span_data(
     secret_keys: &mut crate::scrub::KeyCache,
     scratch: &mut Vec<KeyValue>,
 ) -> SpanData {
-    let own = (!rec.prepared).then(|| {
-        let own = take_attrs(rec, scratch);
-        prepare(rec, policy, secret_keys);
-        own
-    });
+    let own = prepare_unless_done(rec, policy, secret_keys, scratch);
     // Copied out at their exact length: one allocation per span, of no
     // more than the span needs.
     let mut attrs: Vec<KeyValue> = Vec::with_capacity(rec.attrs.len());
