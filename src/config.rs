@@ -62,6 +62,9 @@ pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 /// `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between exports of a partial batch.
 pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+/// `OTEL_BSP_MAX_CONCURRENT_EXPORTS`: OTLP requests sent at once while
+/// spans wait (the name the Rust SDK's batch processor reads).
+pub const OTEL_BSP_MAX_CONCURRENT_EXPORTS: &str = "OTEL_BSP_MAX_CONCURRENT_EXPORTS";
 
 /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: `true`, `false`,
 /// `NO_CONTENT`, `SPAN_ONLY`, `EVENT_ONLY` or `SPAN_AND_EVENT` (any case).
@@ -82,6 +85,10 @@ pub const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// The default number of spans per export request.
 pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
+/// The default number of OTLP requests sent at once while spans wait: with
+/// a collector 100 ms away, four batches of 512 spans leave every round
+/// trip, about 20,000 spans a second, where one at a time allows 5,000.
+pub const DEFAULT_MAX_CONCURRENT_EXPORTS: usize = 4;
 /// The default delay before a partial batch is exported: 1 second.
 pub const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_secs(1);
 /// The default time [`Guard`](crate::Guard) waits for the final flush: 5 seconds.

@@ -55,6 +55,7 @@ pub struct Pipeline {
     disabled: Option<bool>,
     max_queue_size: Option<usize>,
     max_export_batch_size: Option<usize>,
+    max_concurrent_exports: Option<usize>,
     scheduled_delay: Option<Duration>,
     shutdown_timeout: Option<Duration>,
     no_context_activation: bool,
@@ -220,6 +221,19 @@ impl Pipeline {
     /// or [`DEFAULT_MAX_EXPORT_BATCH_SIZE`](crate::config::DEFAULT_MAX_EXPORT_BATCH_SIZE).
     pub fn with_max_export_batch_size(mut self, spans: usize) -> Self {
         self.max_export_batch_size = Some(spans.max(1));
+        self
+    }
+
+    /// Sets how many OTLP requests may be on their way at once. While spans
+    /// wait in the queue, the export thread writes up to this many requests
+    /// before it sends them together, so that a distant collector's round
+    /// trip is paid once per group, not once per request. By default,
+    /// `OTEL_BSP_MAX_CONCURRENT_EXPORTS` or
+    /// [`DEFAULT_MAX_CONCURRENT_EXPORTS`](crate::config::DEFAULT_MAX_CONCURRENT_EXPORTS)
+    /// (4); 1 sends one request at a time. Other exporters are always called
+    /// one batch at a time.
+    pub fn with_max_concurrent_exports(mut self, requests: usize) -> Self {
+        self.max_concurrent_exports = Some(requests.max(1));
         self
     }
 
@@ -532,6 +546,11 @@ impl Pipeline {
                 self.max_export_batch_size,
                 parse_count(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE)?,
                 DEFAULT_MAX_EXPORT_BATCH_SIZE,
+            ),
+            max_concurrent_exports: pick(
+                self.max_concurrent_exports,
+                parse_count(env, OTEL_BSP_MAX_CONCURRENT_EXPORTS)?,
+                DEFAULT_MAX_CONCURRENT_EXPORTS,
             ),
             scheduled_delay: pick(
                 self.scheduled_delay,

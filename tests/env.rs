@@ -6,7 +6,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{grpc_receiver, http_receiver};
+use common::{grpc_receiver, grpc_receiver_with, http_receiver, Answer};
 use tracing_llm::SpanExt;
 use tracing_subscriber::prelude::*;
 
@@ -188,6 +188,11 @@ fn bad_values_are_errors_naming_the_variable() {
             "OTEL_BSP_MAX_QUEUE_SIZE",
             "-1",
         ),
+        (
+            &[("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "0")],
+            "OTEL_BSP_MAX_CONCURRENT_EXPORTS",
+            "0",
+        ),
     ];
     for (vars, var, value) in cases {
         let err = with_env(vars, || {
@@ -208,6 +213,38 @@ fn bad_values_are_errors_naming_the_variable() {
             "init() panic message: {msg}"
         );
     }
+}
+
+#[test]
+fn batch_variables_shape_the_requests() {
+    // Answers take 200 ms, so spans queue up: 60 spans in requests of 5,
+    // two at a time.
+    let rx = grpc_receiver_with(
+        0,
+        Some(std::sync::Arc::new(|_, _| {
+            Answer::Slow(Duration::from_millis(200))
+        })),
+    );
+    let url = rx.base_url();
+    with_env(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5"),
+            ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "2"),
+        ],
+        || {
+            let (layer, guard) = tracing_llm::layer().expect("layer from env");
+            tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+                for i in 0..60 {
+                    tracing::info_span!("batched", i).in_scope(|| {});
+                }
+            });
+            guard.shutdown().expect("shutdown");
+        },
+    );
+    assert_eq!(rx.spans().len(), 60);
+    assert_eq!(rx.attempts(), 12, "requests of 5 spans");
+    assert_eq!(rx.max_in_flight(), 2, "requests answered at once");
 }
 
 #[test]

@@ -113,6 +113,8 @@ both_transports!(
     partial_success_is_counted,
     requests_stay_under_the_size_limit,
     spans_arrive_on_schedule_while_flowing_and_after_idle_gaps,
+    a_slow_collector_gets_requests_together,
+    one_refused_request_of_a_group_is_retried_alone,
 );
 
 fn collector_appears_after_start(t: Transport) {
@@ -422,5 +424,81 @@ fn spans_arrive_on_schedule_while_flowing_and_after_idle_gaps(t: Transport) {
     let stats = stats_when(&guard, |s| s.exported >= 155);
     assert_eq!((stats.exported, stats.dropped), (155, 0), "{stats:?}");
     outcome("none-idle-gaps", t, 155, &rx, &stats, "");
+    guard.shutdown().unwrap();
+}
+
+fn a_slow_collector_gets_requests_together(t: Transport) {
+    // Every answer takes 300 ms. Spans made faster than that wait in the
+    // queue; the export thread sends as many requests at once as allowed,
+    // and never more.
+    let slow =
+        || -> Option<Behavior> { Some(Arc::new(|_, _| Answer::Slow(Duration::from_millis(300)))) };
+    for (at_once, spans) in [(1, 40), (3, 200)] {
+        let rx = receiver_on(t, 0, slow());
+        let p = endpoint(t, rx.port())
+            .with_max_export_batch_size(10)
+            .with_max_concurrent_exports(at_once);
+        let start = Instant::now();
+        let guard = with_layer(p, || emit(spans, "slow"));
+        assert_eq!(wait_for(&rx, "slow", spans, Duration::from_secs(10)), spans);
+        let elapsed = start.elapsed();
+        let stats = stats_when(&guard, |s| s.exported >= spans as u64);
+        assert_eq!(
+            (stats.exported, stats.dropped, stats.failed, stats.retried),
+            (spans as u64, 0, 0, 0),
+            "{stats:?}"
+        );
+        assert_eq!(rx.max_in_flight(), at_once, "requests answered at once");
+        outcome(
+            "slow-answers",
+            t,
+            spans,
+            &rx,
+            &stats,
+            &format!(
+                "at_once={at_once} requests={} elapsed_ms={}",
+                rx.attempts(),
+                elapsed.as_millis()
+            ),
+        );
+        guard.shutdown().unwrap();
+    }
+}
+
+fn one_refused_request_of_a_group_is_retried_alone(t: Transport) {
+    // Requests go three at a time; the second of all is refused once
+    // (UNAVAILABLE / 503). It alone is sent again; the others are not.
+    let rx = receiver_on(
+        t,
+        0,
+        Some(Arc::new(|n, _| match n {
+            1 => Answer::Unavailable(None),
+            _ => Answer::Slow(Duration::from_millis(200)),
+        })),
+    );
+    let p = endpoint(t, rx.port())
+        .with_max_export_batch_size(10)
+        .with_max_concurrent_exports(3);
+    let guard = with_layer(p, || emit(100, "group"));
+    assert_eq!(wait_for(&rx, "group", 100, Duration::from_secs(10)), 100);
+    let stats = stats_when(&guard, |s| s.exported >= 100);
+    assert_eq!(
+        (stats.exported, stats.retried, stats.failed, stats.dropped),
+        (100, 10, 0, 0),
+        "{stats:?}"
+    );
+    // Ten requests and one retry; every span arrived once.
+    assert_eq!(rx.attempts(), 11);
+    let mut seen: Vec<i64> = rx
+        .spans()
+        .iter()
+        .filter_map(|s| match s.attr("i") {
+            Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(i)) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..100).collect::<Vec<i64>>());
+    outcome("refused-in-group", t, 100, &rx, &stats, "");
     guard.shutdown().unwrap();
 }

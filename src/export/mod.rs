@@ -205,6 +205,8 @@ pub(crate) struct BatchSettings {
     pub(crate) max_queue_size: usize,
     pub(crate) max_queue_bytes: usize,
     pub(crate) max_export_batch_size: usize,
+    /// OTLP requests sent at once (at least 1).
+    pub(crate) max_concurrent_exports: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) export_timeout: Duration,
 }

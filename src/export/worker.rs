@@ -287,11 +287,13 @@ impl Worker {
         }
     }
 
-    /// Sends pending OTLP requests, oldest first, while they succeed. With
-    /// `until`, waits for retries that fall due before it (flush, shutdown).
+    /// Sends pending OTLP requests, oldest first, up to
+    /// `max_concurrent_exports` at once, while they succeed. With `until`,
+    /// waits for retries that fall due before it (flush, shutdown).
     fn drive(&mut self, until: Option<Instant>) {
         let Some(lane) = &mut self.otlp else { return };
-        while let Some(head) = lane.pending.front_mut() {
+        let at_once = self.settings.max_concurrent_exports.max(1);
+        while let Some(head) = lane.pending.front() {
             let now = Instant::now();
             if head.due > now {
                 match until {
@@ -303,57 +305,83 @@ impl Worker {
             if limit == Some(Duration::ZERO) {
                 return;
             }
-            let request = head.body.clone();
+            // The oldest requests that are due, together: a retry waiting
+            // for its time holds back the ones behind it, as one at a time.
+            let now = Instant::now();
+            let group = lane
+                .pending
+                .iter()
+                .take(at_once)
+                .take_while(|p| p.due <= now)
+                .count()
+                .max(1);
             let client = &lane.client;
+            let sends = lane
+                .pending
+                .iter()
+                .take(group)
+                .map(|p| client.send(p.body.clone()));
+            let all = futures_util::future::join_all(sends);
             let waited = Instant::now();
-            let outcome = self.rt.block_on(async {
+            let outcomes = self.rt.block_on(async {
                 match limit {
-                    Some(l) => tokio::time::timeout(l, client.send(request))
-                        .await
-                        .unwrap_or(otlp::Outcome::Retry {
-                            after: None,
-                            reason: "shutdown deadline".into(),
-                        }),
-                    None => client.send(request).await,
+                    Some(l) => tokio::time::timeout(l, all).await.unwrap_or_else(|_| {
+                        (0..group)
+                            .map(|_| otlp::Outcome::Retry {
+                                after: None,
+                                reason: "shutdown deadline".into(),
+                            })
+                            .collect()
+                    }),
+                    None => all.await,
                 }
             });
             self.wait.add(waited, &self.counters);
-            let spans = head.spans;
-            match outcome {
-                otlp::Outcome::Accepted { rejected } => {
-                    lane.pop();
-                    self.counters
-                        .exported
-                        .fetch_add(spans.saturating_sub(rejected), Relaxed);
-                    if rejected > 0 {
-                        self.counters.rejected.fetch_add(rejected, Relaxed);
+            let mut retry = Vec::new();
+            for outcome in outcomes {
+                let Some(mut sent) = lane.pop() else { break };
+                let spans = sent.spans;
+                match outcome {
+                    otlp::Outcome::Accepted { rejected } => {
+                        self.counters
+                            .exported
+                            .fetch_add(spans.saturating_sub(rejected), Relaxed);
+                        if rejected > 0 {
+                            self.counters.rejected.fetch_add(rejected, Relaxed);
+                            report(
+                                &mut self.last_report,
+                                &format!(
+                                    "collector refused {rejected} of {spans} spans (partial success)"
+                                ),
+                            );
+                        }
+                    }
+                    otlp::Outcome::Retry { after, reason } => {
+                        sent.attempts += 1;
+                        sent.due =
+                            Instant::now() + backoff(sent.attempts).max(after.unwrap_or_default());
+                        self.counters.retried.fetch_add(spans, Relaxed);
                         report(
                             &mut self.last_report,
-                            &format!(
-                                "collector refused {rejected} of {spans} spans (partial success)"
-                            ),
+                            &format!("export of {spans} spans will be retried: {reason}"),
+                        );
+                        retry.push(sent);
+                    }
+                    otlp::Outcome::Rejected { reason } => {
+                        self.counters.failed.fetch_add(spans, Relaxed);
+                        report(
+                            &mut self.last_report,
+                            &format!("collector refused {spans} spans: {reason}"),
                         );
                     }
                 }
-                otlp::Outcome::Retry { after, reason } => {
-                    head.attempts += 1;
-                    head.due =
-                        Instant::now() + backoff(head.attempts).max(after.unwrap_or_default());
-                    self.counters.retried.fetch_add(spans, Relaxed);
-                    report(
-                        &mut self.last_report,
-                        &format!("export of {spans} spans will be retried: {reason}"),
-                    );
-                    return;
+            }
+            if !retry.is_empty() {
+                // Back at the front, oldest first, for their next attempt.
+                for sent in retry.into_iter().rev() {
+                    lane.push_front(sent);
                 }
-                otlp::Outcome::Rejected { reason } => {
-                    lane.pop();
-                    self.counters.failed.fetch_add(spans, Relaxed);
-                    report(
-                        &mut self.last_report,
-                        &format!("collector refused {spans} spans: {reason}"),
-                    );
-                }
+                return;
             }
         }
     }
@@ -461,7 +489,9 @@ impl Worker {
         self.batched = 0;
         if self.otlp.is_some() {
             self.enqueue_otlp();
-            self.drive(None);
+            if !self.more_requests_first() {
+                self.drive(None);
+            }
         }
         if !self.batch.is_empty() {
             let batch = std::mem::replace(
@@ -471,6 +501,15 @@ impl Worker {
             let count = self.otlp.is_none();
             self.export_to_others(batch, count);
         }
+    }
+
+    /// Whether to write more requests before sending: while another batch
+    /// waits in the queue and fewer requests than may go at once are
+    /// pending, they leave together, one round trip for the group.
+    fn more_requests_first(&self) -> bool {
+        let pending = self.otlp.as_ref().map_or(0, |l| l.pending.len());
+        pending < self.settings.max_concurrent_exports
+            && self.rx.len() >= self.settings.max_export_batch_size
     }
 
     /// Makes requests below the size limit of the spans written for OTLP
@@ -612,6 +651,12 @@ impl Lane {
         self.pending_spans -= p.spans;
         self.pending_bytes -= p.bytes;
         Some(p)
+    }
+
+    fn push_front(&mut self, p: Pending) {
+        self.pending_spans += p.spans;
+        self.pending_bytes += p.bytes;
+        self.pending.push_front(p);
     }
 }
 

@@ -109,6 +109,8 @@ pub enum Answer {
     Invalid,
     /// Never answers.
     Hang,
+    /// Accepted after this long; requests waiting so are counted in flight.
+    Slow(Duration),
 }
 
 /// Decides the answer from the attempt number (from 0) and the body size.
@@ -120,6 +122,9 @@ struct Store {
     attempts: usize,
     body_sizes: Vec<usize>,
     behavior: Option<Behavior>,
+    /// Requests being answered slowly now, and the most at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 impl Store {
@@ -130,6 +135,17 @@ impl Store {
         self.body_sizes.push(body);
         self.behavior.as_ref().map_or(Answer::Ok, |b| b(n, body))
     }
+}
+
+/// Waits `delay` as one of the requests in flight.
+async fn answer_slowly(store: &Mutex<Store>, delay: Duration) {
+    {
+        let mut s = store.lock().unwrap();
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+    }
+    tokio::time::sleep(delay).await;
+    store.lock().unwrap().in_flight -= 1;
 }
 
 /// A receiver running on its own thread and runtime; stops when dropped.
@@ -153,6 +169,11 @@ impl Receiver {
     /// Requests received, answered or not.
     pub fn attempts(&self) -> usize {
         self.store.lock().unwrap().attempts
+    }
+
+    /// The most requests answered slowly ([`Answer::Slow`]) at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.store.lock().unwrap().max_in_flight
     }
 
     /// Body sizes of every request received, in bytes as sent.
@@ -306,6 +327,10 @@ impl TraceService for Grpc {
         let answer = self.0.lock().unwrap().answer(request.encoded_len());
         let rejected = match answer {
             Answer::Ok => 0,
+            Answer::Slow(delay) => {
+                answer_slowly(&self.0, delay).await;
+                0
+            }
             Answer::PartialSuccess(n) => n,
             Answer::Unavailable(_) => return Err(tonic::Status::unavailable("restarting")),
             Answer::Throttled(_) => return Err(tonic::Status::resource_exhausted("slow down")),
@@ -396,6 +421,10 @@ async fn handle_http(
     let answer = store.lock().unwrap().answer(body.len());
     let status = match answer {
         Answer::Ok | Answer::PartialSuccess(_) => 200,
+        Answer::Slow(delay) => {
+            answer_slowly(&store, delay).await;
+            200
+        }
         Answer::Unavailable(after) | Answer::Throttled(after) => {
             let code = if matches!(answer, Answer::Throttled(_)) {
                 429
