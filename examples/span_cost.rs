@@ -6,7 +6,12 @@
 //!
 //! PIPELINE is `none`, `registry`, `tracing-llm`, `tracing-llm-unsampled`,
 //! `tracing-opentelemetry` (simple processor), `tracing-opentelemetry-batch`
-//! (the SDK's default batch processor) or `otel-sdk`. It makes N identical
+//! (the SDK's default batch processor) or `otel-sdk`; or, over OTLP/gRPC to
+//! a receiver on 127.0.0.1 that counts spans, `tracing-llm-otlp`,
+//! `tracing-opentelemetry-otlp` (with opentelemetry-otlp and the batch
+//! processor) and `tracing-llm-collector-down` (nothing listening). With
+//! `SPAN_COST_ANSWER_DELAY_MS` set, the receiver answers each request that
+//! many milliseconds late, like a distant collector. It makes N identical
 //! spans in a tight loop, exports them to an exporter that only counts, and
 //! prints spans per second, exported and dropped counts, peak RSS, and the
 //! CPU time of the application's thread and of the pipeline's own threads

@@ -87,7 +87,7 @@ pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
 /// The default number of OTLP requests sent at once while spans wait: with
 /// a collector 100 ms away, four batches of 512 spans leave every round
-/// trip, about 20,000 spans a second, where one at a time allows 5,000.
+/// trip instead of one.
 pub const DEFAULT_MAX_CONCURRENT_EXPORTS: usize = 4;
 /// The default delay before a partial batch is exported: 1 second.
 pub const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_secs(1);

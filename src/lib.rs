@@ -237,12 +237,13 @@
 //!   batches flow; OTLP partial success is counted. A collector that never
 //!   answers only delays the export thread, and dropping the [`Guard`] returns
 //!   within its shutdown timeout.
-//! - **Distant collectors.** While spans wait in the queue, the export thread
-//!   writes up to [`Pipeline::with_max_concurrent_exports`] requests (4 by
-//!   default) and sends them together, so a collector's round trip is paid
-//!   once per group: 100 ms away, about 20,000 spans a second leave in
-//!   batches of 512, where one request at a time allows 5,000. A request
-//!   that must be retried is sent again alone.
+//! - **Distant collectors.** While spans wait in the queue and the collector
+//!   takes 20 ms or more to answer, the export thread writes up to
+//!   [`Pipeline::with_max_concurrent_exports`] requests (4 by default) and
+//!   sends them together, so its round trip is paid once per group (a
+//!   nearer collector gets one request at a time): with answers 100 ms
+//!   late, 16,900 spans a second left where one request at a time let
+//!   4,900 leave. A request that must be retried is sent again alone.
 //! - **Bounded lasting memory.** Short repeated values (provider, model, tool
 //!   and agent names: at most 4,096 of up to 64 bytes) and the span names
 //!   made from them (at most 1,024) are kept for the life of the process, so

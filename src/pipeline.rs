@@ -225,9 +225,12 @@ impl Pipeline {
     }
 
     /// Sets how many OTLP requests may be on their way at once. While spans
-    /// wait in the queue, the export thread writes up to this many requests
-    /// before it sends them together, so that a distant collector's round
-    /// trip is paid once per group, not once per request. By default,
+    /// wait in the queue and the collector takes 20 ms or more to answer
+    /// (two rounds in a row), the export thread writes up to this many
+    /// requests before it sends them together, so that a distant
+    /// collector's round trip is paid once per group, not once per request.
+    /// A collector that answers sooner gets one request at a time (several
+    /// at once on one connection then cost more than they save). By default,
     /// `OTEL_BSP_MAX_CONCURRENT_EXPORTS` or
     /// [`DEFAULT_MAX_CONCURRENT_EXPORTS`](crate::config::DEFAULT_MAX_CONCURRENT_EXPORTS)
     /// (4); 1 sends one request at a time. Other exporters are always called

@@ -430,14 +430,19 @@ fn spans_arrive_on_schedule_while_flowing_and_after_idle_gaps(t: Transport) {
 fn a_slow_collector_gets_requests_together(t: Transport) {
     // Every answer takes 300 ms. Spans made faster than that wait in the
     // queue; the export thread sends as many requests at once as allowed,
-    // and never more.
-    let slow =
-        || -> Option<Behavior> { Some(Arc::new(|_, _| Answer::Slow(Duration::from_millis(300)))) };
-    for (at_once, spans) in [(1, 40), (3, 200)] {
-        let rx = receiver_on(t, 0, slow());
+    // and never more. Quick answers (a collector close by) get one request at
+    // a time whatever is allowed.
+    let answer_in = |ms| -> Option<Behavior> {
+        Some(Arc::new(move |_, _| {
+            Answer::Slow(Duration::from_millis(ms))
+        }))
+    };
+    let cases = [(300, 1, 1, 40), (300, 3, 3, 200), (0, 3, 1, 200)];
+    for (answer_ms, allowed, at_once, spans) in cases {
+        let rx = receiver_on(t, 0, answer_in(answer_ms));
         let p = endpoint(t, rx.port())
             .with_max_export_batch_size(10)
-            .with_max_concurrent_exports(at_once);
+            .with_max_concurrent_exports(allowed);
         let start = Instant::now();
         let guard = with_layer(p, || emit(spans, "slow"));
         assert_eq!(wait_for(&rx, "slow", spans, Duration::from_secs(10)), spans);
@@ -456,7 +461,7 @@ fn a_slow_collector_gets_requests_together(t: Transport) {
             &rx,
             &stats,
             &format!(
-                "at_once={at_once} requests={} elapsed_ms={}",
+                "answer_ms={answer_ms} allowed={allowed} at_once={at_once} requests={} elapsed_ms={}",
                 rx.attempts(),
                 elapsed.as_millis()
             ),
@@ -466,13 +471,14 @@ fn a_slow_collector_gets_requests_together(t: Transport) {
 }
 
 fn one_refused_request_of_a_group_is_retried_alone(t: Transport) {
-    // Requests go three at a time; the second of all is refused once
-    // (UNAVAILABLE / 503). It alone is sent again; the others are not.
+    // Answers take 200 ms, so after two requests they go three at a time;
+    // the fifth of all, in the first group, is refused once (UNAVAILABLE /
+    // 503). It alone is sent again; the others of its group are not.
     let rx = receiver_on(
         t,
         0,
         Some(Arc::new(|n, _| match n {
-            1 => Answer::Unavailable(None),
+            4 => Answer::Unavailable(None),
             _ => Answer::Slow(Duration::from_millis(200)),
         })),
     );
@@ -489,6 +495,7 @@ fn one_refused_request_of_a_group_is_retried_alone(t: Transport) {
     );
     // Ten requests and one retry; every span arrived once.
     assert_eq!(rx.attempts(), 11);
+    assert_eq!(rx.max_in_flight(), 3, "requests answered at once");
     let mut seen: Vec<i64> = rx
         .spans()
         .iter()

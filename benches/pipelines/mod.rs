@@ -414,7 +414,12 @@ pub struct CountingReceiver {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-struct Count(Arc<AtomicU64>);
+/// Counts spans; answers after `delay`, as a collector that far away would.
+struct Count(Arc<AtomicU64>, std::time::Duration);
+
+/// `SPAN_COST_ANSWER_DELAY_MS`: how long the counting receiver takes to
+/// answer each request (0 by default), to measure a distant collector.
+pub const ANSWER_DELAY_VAR: &str = "SPAN_COST_ANSWER_DELAY_MS";
 
 #[tonic::async_trait]
 impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
@@ -438,6 +443,9 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
             .flat_map(|r| &r.scope_spans)
             .map(|s| s.spans.len())
             .sum();
+        if !self.1.is_zero() {
+            tokio::time::sleep(self.1).await;
+        }
         self.0.fetch_add(n as u64, Ordering::Relaxed);
         Ok(tonic::Response::new(Default::default()))
     }
@@ -450,6 +458,10 @@ impl CountingReceiver {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let count = spans.clone();
+        let delay = std::env::var(ANSWER_DELAY_VAR)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(std::time::Duration::ZERO, std::time::Duration::from_millis);
         let thread = std::thread::Builder::new().name(RECEIVER_THREAD.into());
         let _ = thread.spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -462,7 +474,7 @@ impl CountingReceiver {
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 let server = tonic::transport::Server::builder()
                     .add_service(
-                        TraceServiceServer::new(Count(count))
+                        TraceServiceServer::new(Count(count, delay))
                             .max_decoding_message_size(64 * 1024 * 1024),
                     )
                     .serve_with_incoming(incoming);

@@ -55,6 +55,7 @@ pub(crate) fn start(
             pending: VecDeque::new(),
             pending_spans: 0,
             pending_bytes: 0,
+            slow_rounds: 0,
         }),
         secret_keys: Default::default(),
         scratch: Vec::new(),
@@ -292,7 +293,14 @@ impl Worker {
     /// waits for retries that fall due before it (flush, shutdown).
     fn drive(&mut self, until: Option<Instant>) {
         let Some(lane) = &mut self.otlp else { return };
-        let at_once = self.settings.max_concurrent_exports.max(1);
+        // A near collector gets one request at a time: sending several
+        // over one connection costs more than it saves when answers are
+        // quick.
+        let at_once = if lane.slow_answers() {
+            self.settings.max_concurrent_exports.max(1)
+        } else {
+            1
+        };
         while let Some(head) = lane.pending.front() {
             let now = Instant::now();
             if head.due > now {
@@ -336,6 +344,11 @@ impl Worker {
                     None => all.await,
                 }
             });
+            lane.slow_rounds = if waited.elapsed() >= SLOW_ANSWER {
+                lane.slow_rounds.saturating_add(1)
+            } else {
+                0
+            };
             self.wait.add(waited, &self.counters);
             let mut retry = Vec::new();
             for outcome in outcomes {
@@ -503,12 +516,14 @@ impl Worker {
         }
     }
 
-    /// Whether to write more requests before sending: while another batch
-    /// waits in the queue and fewer requests than may go at once are
-    /// pending, they leave together, one round trip for the group.
+    /// Whether to write more requests before sending: while the collector
+    /// answers slowly, another batch waits in the queue and fewer requests
+    /// than may go at once are pending, they leave together, one round trip
+    /// for the group.
     fn more_requests_first(&self) -> bool {
-        let pending = self.otlp.as_ref().map_or(0, |l| l.pending.len());
-        pending < self.settings.max_concurrent_exports
+        let Some(lane) = &self.otlp else { return false };
+        lane.slow_answers()
+            && lane.pending.len() < self.settings.max_concurrent_exports
             && self.rx.len() >= self.settings.max_export_batch_size
     }
 
@@ -630,7 +645,15 @@ struct Lane {
     pending: VecDeque<Pending>,
     pending_spans: u64,
     pending_bytes: u64,
+    /// Rounds of requests in a row answered in [`SLOW_ANSWER`] or more.
+    slow_rounds: u8,
 }
+
+/// Answers that take this long make the export thread send requests
+/// together (up to `max_concurrent_exports`). Quicker ones, from a collector
+/// on the same host or network, go one at a time: several requests at once
+/// on one connection cost more processor time than the wait they save.
+const SLOW_ANSWER: Duration = Duration::from_millis(20);
 
 impl Lane {
     /// Writes an SDK span for the next requests; counts it in `oversized`
@@ -651,6 +674,12 @@ impl Lane {
         self.pending_spans -= p.spans;
         self.pending_bytes -= p.bytes;
         Some(p)
+    }
+
+    /// The last two rounds were answered slowly: requests go out together.
+    /// (One is not enough: the first request also waits for the connection.)
+    fn slow_answers(&self) -> bool {
+        self.slow_rounds >= 2
     }
 
     fn push_front(&mut self, p: Pending) {
