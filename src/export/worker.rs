@@ -293,14 +293,6 @@ impl Worker {
     /// waits for retries that fall due before it (flush, shutdown).
     fn drive(&mut self, until: Option<Instant>) {
         let Some(lane) = &mut self.otlp else { return };
-        // A near collector gets one request at a time: sending several
-        // over one connection costs more than it saves when answers are
-        // quick.
-        let at_once = if lane.slow_answers() {
-            self.settings.max_concurrent_exports.max(1)
-        } else {
-            1
-        };
         while let Some(head) = lane.pending.front() {
             let now = Instant::now();
             if head.due > now {
@@ -313,6 +305,14 @@ impl Worker {
             if limit == Some(Duration::ZERO) {
                 return;
             }
+            // A near collector gets one request at a time: sending several
+            // over one connection costs more than it saves when answers are
+            // quick. Decided again after every round.
+            let at_once = if lane.slow_answers() {
+                self.settings.max_concurrent_exports.max(1)
+            } else {
+                1
+            };
             // The oldest requests that are due, together: a retry waiting
             // for its time holds back the ones behind it, as one at a time.
             let now = Instant::now();
