@@ -327,15 +327,10 @@ impl Stage {
 /// One `KeyValue` in a field with a one-byte key.
 fn put_kv(b: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
     let value_len = any_value_len(value);
-    let key = key.as_bytes();
-    let key_len = if key.is_empty() {
-        0
-    } else {
-        field_len(key.len())
-    };
     let mut st = Stage::new();
     st.key(field, LEN);
-    st.varint((key_len + field_len(value_len)) as u64);
+    st.varint((str_field_len(key) + field_len(value_len)) as u64);
+    let key = key.as_bytes();
     if !key.is_empty() {
         // At most 11 bytes staged so far.
         st.bytes_field(b, 1, key);
