@@ -63,6 +63,28 @@ fn agent_tree(c: &mut Criterion) {
     group.finish();
 }
 
+/// One span entered and exited again, as an async task's span is on every
+/// poll: the cost of one enter and exit, the span made once.
+fn reentered(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reentered");
+    for kind in [
+        Kind::None,
+        Kind::Registry,
+        Kind::TracingOpentelemetry,
+        Kind::TracingLlm,
+        Kind::TracingLlmUnsampled,
+    ] {
+        let setup = Setup::new(kind);
+        let installed = setup.install();
+        let span = pipelines::poll_span();
+        group.bench_function(kind.name(), |b| b.iter(|| drop(span.enter())));
+        drop(span);
+        drop(installed);
+        setup.finish();
+    }
+    group.finish();
+}
+
 fn filtered_by_level(c: &mut Criterion) {
     use tracing_subscriber::prelude::*;
     let mut group = c.benchmark_group("filtered_by_level");
@@ -112,6 +134,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = llm_call, agent_tree, filtered_by_level, big_generation
+    targets = llm_call, agent_tree, reentered, filtered_by_level, big_generation
 }
 criterion_main!(benches);

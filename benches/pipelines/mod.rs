@@ -285,6 +285,16 @@ pub fn llm_call() {
     let _entered = span.enter();
 }
 
+/// A span an async task would hold across its polls: made once, then
+/// entered and exited again and again.
+pub fn poll_span() -> tracing::Span {
+    tracing::info_span!(
+        "agent_step",
+        llm.operation = "invoke_agent",
+        llm.agent.name = "support"
+    )
+}
+
 /// The same span through the OpenTelemetry SDK directly.
 #[inline]
 pub fn otel_llm_call(provider: &SdkTracerProvider) {
