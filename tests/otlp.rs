@@ -22,6 +22,7 @@ both_transports!(
     follows_from_becomes_link,
     remote_parent_on_instrument_span,
     otel_api_span_nests_under_tracing_span,
+    an_attached_extracted_context_parents_new_spans,
     resource_headers_and_gzip,
     ratio_zero_keeps_only_sampled_remote_parents,
     otel_fields_set_name_kind_status,
@@ -280,6 +281,41 @@ fn otel_api_span_nests_under_tracing_span(t: Transport) {
         inner.parent_id(),
         api.span_id()
     );
+}
+
+/// Middleware written for the OpenTelemetry API extracts the caller's
+/// context and attaches it; spans made while it is attached continue the
+/// caller's trace, and one made inside an entered `tracing` span nests
+/// under that span as usual.
+fn an_attached_extracted_context_parents_new_spans(t: Transport) {
+    use opentelemetry::propagation::TextMapPropagator;
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let mut headers = std::collections::HashMap::new();
+        headers.insert("traceparent".to_string(), TRACEPARENT.to_string());
+        let caller =
+            opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&headers);
+        let attached = caller.attach();
+        info_span!("handler").in_scope(|| sync_step(4));
+        drop(attached);
+        info_span!("after").in_scope(|| {});
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    let handler = rx.span("handler");
+    assert_eq!(handler.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(handler.parent_id(), "00f067aa0ba902b7");
+    // The parent is marked remote (OTLP flags: has-is-remote, is-remote).
+    assert_eq!(
+        handler.span.flags & 0x300,
+        0x300,
+        "flags {:#x}",
+        handler.span.flags
+    );
+    assert!(rx.span("sync_step").is_child_of(&handler));
+    // Detached: the next span starts a trace of its own.
+    let after = rx.span("after");
+    assert!(after.span.parent_span_id.is_empty());
+    assert_ne!(after.trace_id(), handler.trace_id());
 }
 
 fn resource_headers_and_gzip(t: Transport) {
