@@ -11,12 +11,13 @@ mod pipelines;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use pipelines::{Kind, Setup};
 
-const COMPARED: [Kind; 6] = [
+const COMPARED: [Kind; 7] = [
     Kind::None,
     Kind::Registry,
     Kind::TracingOpentelemetry,
     Kind::OtelSdk,
     Kind::TracingLlm,
+    Kind::TracingOpentelemetryUnsampled,
     Kind::TracingLlmUnsampled,
 ];
 

@@ -6,7 +6,8 @@
 //!
 //! PIPELINE is `none`, `registry`, `tracing-llm`, `tracing-llm-unsampled`,
 //! `tracing-opentelemetry` (simple processor), `tracing-opentelemetry-batch`
-//! (the SDK's default batch processor) or `otel-sdk`; or, over OTLP/gRPC to
+//! (the SDK's default batch processor), `tracing-opentelemetry-unsampled`
+//! (simple processor, `AlwaysOff` sampler) or `otel-sdk`; or, over OTLP/gRPC to
 //! a receiver on 127.0.0.1 that counts spans, `tracing-llm-otlp`,
 //! `tracing-opentelemetry-otlp` (with opentelemetry-otlp and the batch
 //! processor) and `tracing-llm-collector-down` (nothing listening). With
@@ -89,9 +90,11 @@ fn run(kind: Kind, n: u64, tree: bool) {
     // Until the last span left the process (shutdown flushes).
     let total = start.elapsed();
     let expect = match kind {
-        Kind::None | Kind::Registry | Kind::TracingLlmUnsampled | Kind::TracingLlmCollectorDown => {
-            0
-        }
+        Kind::None
+        | Kind::Registry
+        | Kind::TracingLlmUnsampled
+        | Kind::TracingOpentelemetryUnsampled
+        | Kind::TracingLlmCollectorDown => 0,
         _ => n,
     };
     println!(

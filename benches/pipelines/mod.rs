@@ -51,12 +51,15 @@ pub enum Kind {
     TracingOpentelemetry,
     /// tracing-opentelemetry with the SDK's default batch processor.
     TracingOpentelemetryBatch,
+    /// tracing-opentelemetry (simple processor) with a sampler that drops
+    /// everything.
+    TracingOpentelemetryUnsampled,
     /// The OpenTelemetry SDK alone, simple processor.
     OtelSdk,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::TracingLlmOtlp,
         Kind::TracingOpentelemetryOtlp,
         Kind::None,
@@ -66,6 +69,7 @@ impl Kind {
         Kind::TracingLlmCollectorDown,
         Kind::TracingOpentelemetry,
         Kind::TracingOpentelemetryBatch,
+        Kind::TracingOpentelemetryUnsampled,
         Kind::OtelSdk,
     ];
 
@@ -80,6 +84,7 @@ impl Kind {
             Kind::TracingOpentelemetryOtlp => "tracing-opentelemetry-otlp",
             Kind::TracingOpentelemetry => "tracing-opentelemetry",
             Kind::TracingOpentelemetryBatch => "tracing-opentelemetry-batch",
+            Kind::TracingOpentelemetryUnsampled => "tracing-opentelemetry-unsampled",
             Kind::OtelSdk => "otel-sdk",
         }
     }
@@ -185,10 +190,17 @@ impl Setup {
                     None,
                 )
             }
-            Kind::TracingOpentelemetry | Kind::TracingOpentelemetryBatch => {
+            Kind::TracingOpentelemetry
+            | Kind::TracingOpentelemetryBatch
+            | Kind::TracingOpentelemetryUnsampled => {
                 let provider = if kind == Kind::TracingOpentelemetry {
                     SdkTracerProvider::builder()
                         .with_simple_exporter(noop)
+                        .build()
+                } else if kind == Kind::TracingOpentelemetryUnsampled {
+                    SdkTracerProvider::builder()
+                        .with_simple_exporter(noop)
+                        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
                         .build()
                 } else {
                     SdkTracerProvider::builder()
