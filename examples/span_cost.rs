@@ -18,7 +18,8 @@
 //! CPU time of the application's thread and of the pipeline's own threads
 //! (per exported span: the cost of getting spans out of the process). With
 //! `agent-tree` each iteration is an agent span with three children
-//! (retrieval, generation, tool) instead: N trees, 4·N spans.
+//! (retrieval, generation, tool) instead: N trees, 4·N spans. With
+//! `SPAN_COST_THREADS=K`, K application threads each make N, at once.
 //!
 //! Instructions per span, stable on a noisy machine:
 //! `valgrind --tool=cachegrind` at two N, then (I(N2) − I(N1)) / (N2 − N1).
@@ -63,10 +64,9 @@ fn main() {
     run(kind, n, tree);
 }
 
-fn run(kind: Kind, n: u64, tree: bool) {
-    let setup = Setup::new(kind);
-    let installed = setup.install();
-    let start = Instant::now();
+/// The loop of one application thread; returns the thread's CPU seconds.
+fn produce(setup: &Setup, n: u64, tree: bool, scoped: bool) -> f64 {
+    let installed = if scoped { setup.install() } else { None };
     if tree {
         for _ in 0..n {
             pipelines::agent_tree();
@@ -76,16 +76,45 @@ fn run(kind: Kind, n: u64, tree: bool) {
             setup.llm_call();
         }
     }
-    let n = if tree { 4 * n } else { n };
-    let elapsed = start.elapsed();
     drop(installed);
+    pipelines::cpu_secs().1
+}
+
+fn run(kind: Kind, n: u64, tree: bool) {
+    // `SPAN_COST_THREADS=K`: K application threads, N spans (or trees) each.
+    let threads = std::env::var("SPAN_COST_THREADS")
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(1);
+    let setup = Setup::new(kind);
+    let start = Instant::now();
+    let app_cpu: f64 = if threads == 1 {
+        produce(&setup, n, tree, true)
+    } else {
+        // Installed for the whole process, as applications do: a scoped
+        // dispatcher is reference-counted by every span, a count all the
+        // threads would share.
+        if let Some(dispatch) = &setup.dispatch {
+            tracing::dispatcher::set_global_default(dispatch.clone()).expect("first subscriber");
+        }
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| scope.spawn(|| produce(&setup, n, tree, false)))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        })
+    };
+    let n = threads * if tree { 4 * n } else { n };
+    let elapsed = start.elapsed();
     let rss = pipelines::peak_rss_kib();
     let stats = setup.stats();
     let (exported, receiver_cpu) = setup.finish_measured();
     // CPU used by the pipeline's own threads (export, batch processor,
-    // exporter I/O), the receiver's left out; the application's thread
+    // exporter I/O), the receiver's left out; the application's threads
     // separately. Whole runs, set-up included; 10 ms resolution.
-    let (process_cpu, app_cpu) = pipelines::cpu_secs();
+    let (process_cpu, main_cpu) = pipelines::cpu_secs();
+    let app_cpu = if threads == 1 { main_cpu } else { app_cpu };
     let background_cpu = (process_cpu - app_cpu - receiver_cpu).max(0.0);
     // Until the last span left the process (shutdown flushes).
     let total = start.elapsed();
@@ -98,7 +127,7 @@ fn run(kind: Kind, n: u64, tree: bool) {
         _ => n,
     };
     println!(
-        "pipeline={} spans={n} secs={:.3} spans_per_sec={:.0} exported={exported} exported_per_sec={:.0} dropped={} peak_rss_mib={:.1}",
+        "pipeline={} threads={threads} spans={n} secs={:.3} spans_per_sec={:.0} exported={exported} exported_per_sec={:.0} dropped={} peak_rss_mib={:.1}",
         kind.name(),
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64().max(1e-9),
