@@ -33,12 +33,19 @@ fn report_drops(setup: &Setup) {
     }
 }
 
-fn llm_call(c: &mut Criterion) {
-    let mut group = c.benchmark_group("llm_call");
-    for kind in COMPARED {
+/// Runs `routine` once per pipeline in `kinds`, each installed in turn, as
+/// one criterion group.
+fn compare(
+    c: &mut Criterion,
+    name: &str,
+    kinds: &[Kind],
+    mut routine: impl FnMut(&Setup, &mut criterion::Bencher<'_>),
+) {
+    let mut group = c.benchmark_group(name);
+    for &kind in kinds {
         let setup = Setup::new(kind);
         let installed = setup.install();
-        group.bench_function(kind.name(), |b| b.iter(|| setup.llm_call()));
+        group.bench_function(kind.name(), |b| routine(&setup, b));
         drop(installed);
         report_drops(&setup);
         setup.finish();
@@ -46,44 +53,38 @@ fn llm_call(c: &mut Criterion) {
     group.finish();
 }
 
+fn llm_call(c: &mut Criterion) {
+    compare(c, "llm_call", &COMPARED, |setup, b| {
+        b.iter(|| setup.llm_call())
+    });
+}
+
 fn agent_tree(c: &mut Criterion) {
-    let mut group = c.benchmark_group("agent_tree");
-    for kind in [
+    let kinds = [
         Kind::None,
         Kind::Registry,
         Kind::TracingOpentelemetry,
         Kind::TracingLlm,
-    ] {
-        let setup = Setup::new(kind);
-        let installed = setup.install();
-        group.bench_function(kind.name(), |b| b.iter(pipelines::agent_tree));
-        drop(installed);
-        report_drops(&setup);
-        setup.finish();
-    }
-    group.finish();
+    ];
+    compare(c, "agent_tree", &kinds, |_, b| {
+        b.iter(pipelines::agent_tree)
+    });
 }
 
 /// One span entered and exited again, as an async task's span is on every
 /// poll: the cost of one enter and exit, the span made once.
 fn reentered(c: &mut Criterion) {
-    let mut group = c.benchmark_group("reentered");
-    for kind in [
+    let kinds = [
         Kind::None,
         Kind::Registry,
         Kind::TracingOpentelemetry,
         Kind::TracingLlm,
         Kind::TracingLlmUnsampled,
-    ] {
-        let setup = Setup::new(kind);
-        let installed = setup.install();
+    ];
+    compare(c, "reentered", &kinds, |_, b| {
         let span = pipelines::poll_span();
-        group.bench_function(kind.name(), |b| b.iter(|| drop(span.enter())));
-        drop(span);
-        drop(installed);
-        setup.finish();
-    }
-    group.finish();
+        b.iter(|| drop(span.enter()))
+    });
 }
 
 fn filtered_by_level(c: &mut Criterion) {
