@@ -48,15 +48,21 @@ struct Shard(ShardLock<Map>);
 
 type Map = HashMap<u64, SpanState, BuildHasherDefault<IdHasher>>;
 
-/// Failed attempts spent spinning before a waiting thread starts yielding
-/// its time slice to the holder.
+/// Checks a waiting thread spends spinning before it starts yielding its
+/// time slice to the holder.
 const SPINS: u32 = 64;
+/// Yields before a waiting thread sleeps between checks instead: a yield
+/// does not let a holder of lower real-time priority run, a sleep does.
+const YIELDS: u32 = 16;
+/// The sleep between checks after that.
+const NAP: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// A lock for a shard's map: a flag taken with one compare-and-swap and
 /// released with a plain store. Its holder only runs map operations or
 /// copies one call's field values, so a thread that finds it taken spins
-/// briefly, then yields until it is free. There is no poisoning: a panic
-/// while it is held releases it, and the map stays consistent.
+/// briefly, then yields, then sleeps briefly between checks until it is
+/// free. There is no poisoning: a panic while it is held releases it, and
+/// the map stays consistent.
 struct ShardLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
@@ -92,15 +98,17 @@ impl<T> ShardLock<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        let mut spins = 0u32;
+        let mut checks = 0u32;
         loop {
             while self.locked.load(Ordering::Relaxed) {
-                if spins < SPINS {
-                    spins += 1;
+                if checks < SPINS {
                     std::hint::spin_loop();
-                } else {
+                } else if checks < SPINS + YIELDS {
                     std::thread::yield_now();
+                } else {
+                    std::thread::sleep(NAP);
                 }
+                checks = checks.saturating_add(1);
             }
             if self
                 .locked
@@ -345,6 +353,29 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*lock.lock(), 80_000);
+    }
+
+    #[test]
+    fn a_waiter_gets_the_lock_after_a_long_hold() {
+        // Held for 20 ms: the waiter goes through spinning, yielding and
+        // sleeping, then takes the lock and sees the holder's write.
+        let lock = std::sync::Arc::new(ShardLock::<u64>::default());
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let lock = lock.clone();
+            std::thread::spawn(move || {
+                let mut v = lock.lock();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                *v = 1;
+            })
+        };
+        held_rx.recv().unwrap();
+        let started = std::time::Instant::now();
+        let seen = *lock.lock();
+        assert_eq!(seen, 1);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(10));
+        holder.join().unwrap();
     }
 
     #[test]
