@@ -193,20 +193,18 @@ impl Setup {
             Kind::TracingOpentelemetry
             | Kind::TracingOpentelemetryBatch
             | Kind::TracingOpentelemetryUnsampled => {
-                let provider = if kind == Kind::TracingOpentelemetry {
-                    SdkTracerProvider::builder()
-                        .with_simple_exporter(noop)
-                        .build()
-                } else if kind == Kind::TracingOpentelemetryUnsampled {
-                    SdkTracerProvider::builder()
-                        .with_simple_exporter(noop)
-                        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
-                        .build()
+                let builder = SdkTracerProvider::builder();
+                let builder = if kind == Kind::TracingOpentelemetryBatch {
+                    builder.with_batch_exporter(noop)
                 } else {
-                    SdkTracerProvider::builder()
-                        .with_batch_exporter(noop)
-                        .build()
+                    builder.with_simple_exporter(noop)
                 };
+                let builder = if kind == Kind::TracingOpentelemetryUnsampled {
+                    builder.with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+                } else {
+                    builder
+                };
+                let provider = builder.build();
                 let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
                 (
                     Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
