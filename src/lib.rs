@@ -214,14 +214,14 @@
 //!   batches and exports them. While spans flow, that thread polls the queue
 //!   every millisecond rather than waiting on it, so ending a span never
 //!   costs a wake-up; 16 ms without spans and it waits again. When the
-//!   queue is more than five eighths full, the thread ending a span
+//!   queue is more than a quarter full, the thread ending a span
 //!   searches its values for credentials itself (no waiting, no
-//!   allocation); past three quarters, while spans are being exported and
+//!   allocation); past three eighths, while spans are being exported and
 //!   the export thread's time goes to working through the queue, it also
 //!   decodes and maps spans of up to 4 KiB of text, so one thread producing
 //!   faster than the export thread writes slows down a little instead of
-//!   losing spans (not while nothing is exported, as with a collector that
-//!   is down, nor while the export thread spends more than a tenth of its
+//!   losing spans (not while nothing is exported for 50 ms, as with a
+//!   collector that is down, nor while the export thread spends more than a tenth of its
 //!   time waiting on the collector, nor with a redaction hook, which runs
 //!   on the export thread). When the queue is full, new spans are dropped,
 //!   counted, and reported on stderr at most once every 10 seconds.

@@ -79,7 +79,7 @@ fn credentials_are_scrubbed_when_the_queue_is_behind() {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(rx.attempts(), 1, "the first request reached the collector");
-        // 13 spans of 64 KiB: more than three quarters of the 1 MiB the
+        // 13 spans of 64 KiB: more than three eighths of the 1 MiB the
         // queue may hold, with room left for the spans below.
         let filler = "x".repeat(64 * 1024);
         for _ in 0..13 {

@@ -81,29 +81,96 @@ pub struct Stats {
     pub rejected: u64,
 }
 
-/// Spans a thread closes while the queue is more than three quarters full
-/// and nothing is exported before it stops decoding them itself: a few
-/// batches' worth.
+/// Spans a thread closes while far behind with nothing exported, and for
+/// how long, before it stops decoding them itself: a few batches' worth and
+/// much longer than an export thread short of processor time takes between
+/// batches (a few milliseconds), much shorter than a collector that is down
+/// keeps it from exporting (its timeout, seconds). Counted first, so that
+/// the clock is read only past the count, and then once per 64 spans.
 const STALLED_AFTER: u32 = 4096;
+const STALLED_FOR: Duration = Duration::from_millis(50);
+
+/// Eighths of a bound past which the queue is [`Backlog::Behind`].
+const BEHIND_EIGHTHS: u64 = 2;
+/// Eighths of a bound past which the queue is [`Backlog::FarBehind`]: low,
+/// so that a producer the export thread cannot keep up with settles with
+/// most of the queue still free for the export thread's pauses, and holds
+/// less memory while it does.
+const FAR_BEHIND_EIGHTHS: u64 = 3;
 
 /// How full the queue is, by the fuller of its two bounds, as the layer
 /// acts on it when a span closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backlog {
-    /// Up to five eighths: the queue absorbs bursts at no cost to the
+    /// Up to a quarter: the queue absorbs bursts at no cost to the
     /// application.
     None,
-    /// More than five eighths: the application's thread searches the span's
+    /// More than a quarter: the application's thread searches the span's
     /// text for credentials itself, sharing the export thread's work without
     /// allocating.
     Behind,
-    /// More than three quarters, while spans are being exported and the
+    /// More than three eighths, while spans are being exported and the
     /// export thread's time goes to working through the queue rather than
     /// waiting for the collector: the application's thread also decodes and
     /// maps the span's fields, so that a producer faster than the export thread
-    /// slows down a little instead of losing spans. The quarter left
-    /// absorbs the export thread's pauses.
+    /// slows down a little instead of losing spans. The five eighths left
+    /// absorb the export thread's pauses.
     FarBehind,
+}
+
+thread_local! {
+    /// This thread's view of the export thread's progress while far behind.
+    static PROGRESS: Progress = const { Progress::new() };
+}
+
+/// Whether exports have stopped, as one application thread sees it.
+#[derive(Debug)]
+struct Progress {
+    /// The exported count last seen.
+    seen: Cell<u64>,
+    /// Far-behind spans closed since it changed.
+    since: Cell<u32>,
+    /// When `since` passed [`STALLED_AFTER`].
+    counted_at: Cell<Option<Instant>>,
+    /// Stalled until the count changes.
+    stalled: Cell<bool>,
+}
+
+impl Progress {
+    const fn new() -> Progress {
+        Progress {
+            seen: Cell::new(0),
+            since: Cell::new(0),
+            counted_at: Cell::new(None),
+            stalled: Cell::new(false),
+        }
+    }
+
+    /// Called for each span closed far behind, with the exported count.
+    fn stalled(&self, exported: u64) -> bool {
+        if self.seen.get() != exported {
+            self.seen.set(exported);
+            self.since.set(0);
+            self.counted_at.set(None);
+            self.stalled.set(false);
+            return false;
+        }
+        if self.stalled.get() {
+            return true;
+        }
+        let since = self.since.get().saturating_add(1);
+        self.since.set(since);
+        if since <= STALLED_AFTER || since % 64 != 1 {
+            return false;
+        }
+        let now = Instant::now();
+        match self.counted_at.get() {
+            None => self.counted_at.set(Some(now)),
+            Some(at) if now.duration_since(at) >= STALLED_FOR => self.stalled.set(true),
+            Some(_) => {}
+        }
+        self.stalled.get()
+    }
 }
 
 /// The layer's end of the queue.
@@ -140,33 +207,17 @@ impl Sink {
         let over = |eighths: u64| {
             bytes > self.max_bytes / 8 * eighths || spans > self.max_spans / 8 * eighths
         };
-        if over(6) {
+        if over(FAR_BEHIND_EIGHTHS) {
             // Only while spans are being exported: with a collector that is
             // down, work done here would go to spans that are then dropped.
-            // `(last exported count seen, far-behind spans closed since it
-            // changed)`, per thread.
-            thread_local! {
-                static PROGRESS: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
-            }
             let exported = self.counters.exported.load(Relaxed);
-            let stalled = PROGRESS
-                .try_with(|p| {
-                    let (seen, since) = p.get();
-                    let since = if seen == exported {
-                        since.saturating_add(1)
-                    } else {
-                        0
-                    };
-                    p.set((exported, since));
-                    since > STALLED_AFTER
-                })
-                .unwrap_or(true);
+            let stalled = PROGRESS.try_with(|p| p.stalled(exported)).unwrap_or(true);
             if stalled || self.counters.exporter_bound.load(Relaxed) {
                 Backlog::Behind
             } else {
                 Backlog::FarBehind
             }
-        } else if over(5) {
+        } else if over(BEHIND_EIGHTHS) {
             Backlog::Behind
         } else {
             Backlog::None
@@ -322,22 +373,45 @@ mod tests {
         std::thread::spawn(|| {
             let (sink, _rx) = sink(800);
             let c = &sink.counters;
+            let eighths = |n: u64| 800 / 8 * n;
             assert_eq!(sink.backlog(), Backlog::None);
-            c.queued_spans.store(501, Relaxed);
+            c.queued_spans.store(eighths(BEHIND_EIGHTHS), Relaxed);
+            assert_eq!(sink.backlog(), Backlog::None);
+            c.queued_spans.store(eighths(BEHIND_EIGHTHS) + 1, Relaxed);
             assert_eq!(sink.backlog(), Backlog::Behind);
             c.queued_spans.store(0, Relaxed);
-            c.queued_bytes.store((1 << 20) / 8 * 5 + 1, Relaxed);
+            c.queued_bytes
+                .store((1 << 20) / 8 * BEHIND_EIGHTHS + 1, Relaxed);
             assert_eq!(sink.backlog(), Backlog::Behind);
             c.queued_bytes.store(0, Relaxed);
-            c.queued_spans.store(601, Relaxed);
+            c.queued_spans
+                .store(eighths(FAR_BEHIND_EIGHTHS) + 1, Relaxed);
             assert_eq!(sink.backlog(), Backlog::FarBehind);
-            // Nothing exported for a few batches' worth of spans: the
-            // application's thread only searches, as with a collector down.
-            for _ in 1..STALLED_AFTER {
-                assert_eq!(sink.backlog(), Backlog::FarBehind);
+            // Many spans closed quickly with nothing exported, as when the
+            // export thread is short of processor time: it keeps helping.
+            // (A run this thread was descheduled through is run again.)
+            let quick_run = (0..5).find_map(|_| {
+                c.exported.fetch_add(1, Relaxed);
+                let started = Instant::now();
+                let helped = (0..4 * STALLED_AFTER)
+                    .filter(|_| sink.backlog() == Backlog::FarBehind)
+                    .count();
+                (started.elapsed() < STALLED_FOR).then_some(helped)
+            });
+            assert_eq!(quick_run, Some(4 * STALLED_AFTER as usize));
+            // Nothing exported for a while as well: the application's thread
+            // only searches, as with a collector down.
+            std::thread::sleep(STALLED_FOR + Duration::from_millis(5));
+            let helped = (0..64)
+                .take_while(|_| sink.backlog() == Backlog::FarBehind)
+                .count();
+            assert!(
+                helped < 64,
+                "still decoding after {STALLED_FOR:?} of no export"
+            );
+            for _ in 0..1000 {
+                assert_eq!(sink.backlog(), Backlog::Behind);
             }
-            assert_eq!(sink.backlog(), Backlog::Behind);
-            assert_eq!(sink.backlog(), Backlog::Behind);
             // Spans are exported again: it helps again.
             c.exported.store(512, Relaxed);
             assert_eq!(sink.backlog(), Backlog::FarBehind);
