@@ -221,9 +221,9 @@
 //!   decodes and maps spans of up to 4 KiB of text, so one thread producing
 //!   faster than the export thread writes slows down a little instead of
 //!   losing spans (not while nothing is exported for 50 ms, as with a
-//!   collector that is down, nor while the export thread spends more than a tenth of its
-//!   time waiting on the collector, nor with a redaction hook, which runs
-//!   on the export thread). When the queue is full, new spans are dropped,
+//!   collector that is down, nor while the export thread spends more than
+//!   a tenth of its time waiting on the collector, nor with a redaction
+//!   hook, which runs on the export thread). When the queue is full, new spans are dropped,
 //!   counted, and reported on stderr at most once every 10 seconds.
 //! - **Per-layer filters.** Spans a filter on the layer hides are skipped:
 //!   their children and events go to the nearest span it lets through.
