@@ -36,9 +36,13 @@ pub(crate) struct SpanCx {
     pub(crate) parent_remote: bool,
     pub(crate) sampled: bool,
     pub(crate) trace_state: TraceState,
-    /// The OpenTelemetry context made active while the span is entered, built
-    /// on first entry: an async span entered on every poll builds it once.
+    /// The OpenTelemetry context made active while the span is entered, kept
+    /// from the second entry on: an async span entered on every poll builds
+    /// it twice, and a span entered once does not pay for a second
+    /// reference to it (taken and released with locked instructions).
     pub(crate) active: Option<OtelContext>,
+    /// Entered before.
+    pub(crate) entered: bool,
 }
 
 impl SpanCx {
@@ -135,6 +139,7 @@ impl Shared {
             sampled,
             trace_state,
             active: None,
+            entered: false,
         }
     }
 
@@ -459,7 +464,10 @@ where
                     let sc = cx.span_context();
                     let active =
                         OtelContext::map_current(|current| current.with_remote_span_context(sc));
-                    cx.active = Some(active.clone());
+                    if cx.entered {
+                        cx.active = Some(active.clone());
+                    }
+                    cx.entered = true;
                     active
                 }
             }

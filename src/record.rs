@@ -461,6 +461,7 @@ mod tests {
             sampled: true,
             trace_state: TraceState::default(),
             active: None,
+            entered: false,
         };
         let mut rec = Box::new(Record::new(
             cx,

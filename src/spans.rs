@@ -280,6 +280,7 @@ mod tests {
             sampled: false,
             trace_state: TraceState::default(),
             active: None,
+            entered: false,
         })
     }
 

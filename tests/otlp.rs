@@ -256,16 +256,24 @@ fn otel_api_span_nests_under_tracing_span(t: Transport) {
     let rx = receiver(t);
     run(pipeline(t, &rx), |guard| {
         let tracer = guard.tracer_provider().tracer("api-user");
-        info_span!("outer").in_scope(|| {
+        let outer = info_span!("outer");
+        outer.in_scope(|| {
             tracer.in_span("api-span", |cx| {
                 // A tracing span made inside an active OTel span joins it.
                 assert!(cx.span().span_context().is_valid());
                 info_span!("inner").in_scope(|| {});
             });
         });
+        // Entered again, as an async task's span is on every poll.
+        for _ in 0..3 {
+            outer.in_scope(|| tracer.in_span("api-again", |_| {}));
+        }
     });
-    rx.wait_for(3, Duration::from_secs(5));
+    let spans = rx.wait_for(6, Duration::from_secs(5));
     let outer = rx.span("outer");
+    let again: Vec<&Got> = spans.iter().filter(|s| s.name() == "api-again").collect();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|s| s.is_child_of(&outer)));
     let api = rx.span("api-span");
     assert!(
         api.is_child_of(&outer),
