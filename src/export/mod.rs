@@ -6,12 +6,13 @@
 
 pub(crate) mod console;
 pub(crate) mod otlp;
+mod prepare;
 mod wire;
 mod worker;
 
-pub(crate) use worker::prepare_here;
+pub(crate) use prepare::prepare_here;
 #[cfg(test)]
-pub(crate) use worker::to_span_data;
+pub(crate) use prepare::to_span_data;
 
 pub(crate) use worker::start;
 
