@@ -232,6 +232,7 @@ impl Lane {
     }
 }
 
+/// One OTLP request, waiting to be sent or sent again.
 pub(super) struct Pending {
     /// The encoded request, shared by every attempt.
     pub(super) body: bytes::Bytes,
