@@ -19,7 +19,10 @@
 //! (per exported span: the cost of getting spans out of the process). With
 //! `agent-tree` each iteration is an agent span with three children
 //! (retrieval, generation, tool) instead: N trees, 4·N spans. With
-//! `SPAN_COST_THREADS=K`, K application threads each make N, at once.
+//! `SPAN_COST_THREADS=K`, K application threads each make N, at once. With
+//! `SPAN_COST_SETTINGS` (comma-separated `no-activation`,
+//! `no-code-location`, `no-content`, `no-scrubbing`), the tracing-llm
+//! pipelines are built with those settings, to measure what each saves.
 //!
 //! Instructions per span, stable on a noisy machine:
 //! `valgrind --tool=cachegrind` at two N, then (I(N2) − I(N1)) / (N2 − N1).

@@ -183,7 +183,7 @@ impl Setup {
                 if kind == Kind::TracingLlmUnsampled {
                     p = p.with_sampler(tracing_llm::Sampler::AlwaysOff);
                 }
-                let (layer, guard) = p.build().expect("pipeline");
+                let (layer, guard) = settings(p).build().expect("pipeline");
                 (
                     Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
                     Some(guard),
@@ -432,6 +432,31 @@ pub struct CountingReceiver {
     addr: std::net::SocketAddr,
     spans: Arc<AtomicU64>,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// `SPAN_COST_SETTINGS`: settings that lower tracing-llm's cost per span,
+/// comma-separated, applied to the `tracing-llm` and
+/// `tracing-llm-unsampled` pipelines: `no-activation`
+/// (`with_context_activation(false)`), `no-code-location`
+/// (`with_code_location(false)`), `no-content`
+/// (`with_content_capture(ContentCapture::None)`), `no-scrubbing`
+/// (`with_credential_scrubbing(false)`).
+pub const SETTINGS_VAR: &str = "SPAN_COST_SETTINGS";
+
+fn settings(mut p: tracing_llm::Pipeline) -> tracing_llm::Pipeline {
+    let Ok(list) = std::env::var(SETTINGS_VAR) else {
+        return p;
+    };
+    for setting in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        p = match setting {
+            "no-activation" => p.with_context_activation(false),
+            "no-code-location" => p.with_code_location(false),
+            "no-content" => p.with_content_capture(tracing_llm::ContentCapture::None),
+            "no-scrubbing" => p.with_credential_scrubbing(false),
+            other => panic!("{SETTINGS_VAR}: unknown setting {other:?}"),
+        };
+    }
+    p
 }
 
 /// Counts spans; answers after `delay`, as a collector that far away would.
