@@ -118,6 +118,9 @@ impl Record {
         callsite: &'static Metadata<'static>,
         code_location: bool,
     ) {
+        // Attributes decoded on this thread for an earlier span are freed
+        // here, where they were allocated (see `clear`).
+        self.attrs.clear();
         self.cx = cx;
         self.plan = plan;
         self.callsite = callsite;
@@ -129,11 +132,15 @@ impl Record {
         self.prepared = false;
     }
 
-    /// Empties the record for the pool; `false` when it is not worth keeping.
+    /// Empties the record for the pool, all but its attributes (emptied by
+    /// `reset`); `false` when it is not worth keeping.
     fn clear(&mut self) -> bool {
         self.raw.clear();
         self.buf.clear();
-        self.attrs.clear();
+        // `attrs` is left for `reset`: after a span decoded on the
+        // application's thread it holds values allocated there, and freeing
+        // them on the export thread would have the two threads contend for
+        // the application thread's allocator arena (glibc's, for one).
         self.events.clear();
         self.links.clear();
         self.inherited = None;
@@ -533,6 +540,15 @@ mod tests {
         assert!(!all.contains(KEY), "{all}");
         assert!(all.contains("gen_ai.input.messages"), "{all}");
         assert!(b.attributes.iter().any(|kv| kv.key.as_str() == "count"));
+        // What the application's thread decoded stays in its record, to be
+        // freed there when the record is reused, not wherever the exporter
+        // drops the span; reusing the record empties it.
+        assert_eq!(early.attrs.len(), b.attributes.len());
+        assert!(early.clear());
+        assert_eq!(early.attrs.len(), b.attributes.len());
+        let cx = early.cx.clone();
+        early.reset(cx, crate::fields::plan_for(&META), &META, false);
+        assert!(early.attrs.is_empty());
         // A redaction hook runs on the export thread only.
         let hooked = ContentPolicy {
             redactor: Some(std::sync::Arc::new(|_, _: &mut serde_json::Value| {})),

@@ -159,9 +159,15 @@ pub(crate) fn to_span_data(
     // Copied out at their exact length: one allocation per span, of no
     // more than the span needs.
     let mut attrs: Vec<KeyValue> = Vec::with_capacity(rec.attrs.len());
-    attrs.append(&mut rec.attrs);
-    if let Some(own) = own {
-        *scratch = std::mem::replace(&mut rec.attrs, own);
+    match own {
+        Some(own) => {
+            attrs.append(&mut rec.attrs);
+            *scratch = std::mem::replace(&mut rec.attrs, own);
+        }
+        // Decoded on the application's thread: copied, so that what that
+        // thread allocated is freed there when the record is reused, not
+        // wherever the exporter drops the span.
+        None => attrs.extend(rec.attrs.iter().cloned()),
     }
     let cx = &rec.cx;
     let meta = &mut rec.meta;
