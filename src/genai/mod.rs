@@ -4,8 +4,10 @@
 
 mod finish;
 pub(crate) mod messages;
+mod value;
 
 pub(crate) use finish::{finish, push_inherited};
+pub(crate) use value::{string_list, FieldValue};
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use std::sync::Arc;
 use opentelemetry::trace::Event;
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 
-use crate::intern::intern;
 use crate::semconv::{self as sc, fields as f};
 
 /// What an `llm.*` or `gen_ai.*` field means, decided once per callsite.
@@ -146,121 +147,6 @@ impl LlmKey {
                 | RetrievalDocuments
         )
     }
-}
-
-/// A field value as `tracing` handed it over.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum FieldValue<'a> {
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-    /// Borrowed from `tracing` where possible: copied only if it is kept.
-    Str(Cow<'a, str>),
-}
-
-impl<'a> FieldValue<'a> {
-    /// The value as text, borrowed when it is a string.
-    fn into_cow(self) -> Cow<'a, str> {
-        match self {
-            FieldValue::Str(s) => s,
-            other => Cow::Owned(other.into_string()),
-        }
-    }
-
-    fn into_string(self) -> String {
-        match self {
-            FieldValue::Str(s) => s.into_owned(),
-            FieldValue::I64(v) => v.to_string(),
-            FieldValue::U64(v) => v.to_string(),
-            FieldValue::F64(v) => v.to_string(),
-            FieldValue::Bool(v) => v.to_string(),
-        }
-    }
-
-    /// A non-negative whole count; anything else is not a token count.
-    fn count(&self) -> Option<i64> {
-        match self {
-            FieldValue::I64(v) if *v >= 0 => Some(*v),
-            FieldValue::U64(v) => i64::try_from(*v).ok(),
-            FieldValue::F64(v) if v.is_finite() && *v >= 0.0 && *v <= i64::MAX as f64 => {
-                Some(v.round() as i64)
-            }
-            FieldValue::Str(s) => s
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .and_then(|v| i64::try_from(v).ok()),
-            _ => None,
-        }
-    }
-
-    fn int(&self) -> Option<i64> {
-        match self {
-            FieldValue::I64(v) => Some(*v),
-            FieldValue::U64(v) => i64::try_from(*v).ok(),
-            FieldValue::F64(v) if v.is_finite() && v.fract() == 0.0 => Some(*v as i64),
-            FieldValue::Str(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-
-    fn double(&self) -> Option<f64> {
-        let v = match self {
-            FieldValue::I64(v) => *v as f64,
-            FieldValue::U64(v) => *v as f64,
-            FieldValue::F64(v) => *v,
-            FieldValue::Str(s) => s.trim().parse().ok()?,
-            FieldValue::Bool(_) => return None,
-        };
-        v.is_finite().then_some(v)
-    }
-
-    fn boolean(&self) -> Option<bool> {
-        match self {
-            FieldValue::Bool(b) => Some(*b),
-            FieldValue::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
-            FieldValue::Str(s) if s.eq_ignore_ascii_case("false") => Some(false),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn into_value(self) -> Value {
-        match self {
-            FieldValue::I64(v) => Value::I64(v),
-            FieldValue::U64(v) => crate::fields::u64_value(v),
-            FieldValue::F64(v) => Value::F64(v),
-            FieldValue::Bool(v) => Value::Bool(v),
-            FieldValue::Str(s) => Value::String(s.into_owned().into()),
-        }
-    }
-
-    /// A shared copy of a short, low-cardinality value (names, models).
-    fn interned(self) -> StringValue {
-        match self {
-            FieldValue::Str(s) => intern(&s),
-            other => StringValue::from(other.into_string()),
-        }
-    }
-}
-
-/// A list given as a JSON array of strings or as comma-separated text.
-pub(crate) fn string_list(v: FieldValue<'_>) -> Vec<String> {
-    let s = v.into_string();
-    if let Some(serde_json::Value::Array(items)) = messages::parse_json(&s) {
-        return items
-            .into_iter()
-            .map(|i| match i {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect();
-    }
-    s.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Values a span passes on to every descendant: user, session, tags, metadata.
