@@ -1,0 +1,209 @@
+//! Trace context over real OTLP (gRPC and HTTP/protobuf), to receivers on
+//! 127.0.0.1: remote parents, OpenTelemetry API spans and attached contexts
+//! nesting with `tracing` spans, explicit and root parents, and sampling
+//! that follows a remote parent.
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::{pipeline, receiver, run, Got, Transport, TRACEPARENT};
+use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
+use tracing::{info_span, instrument};
+use tracing_llm::{Sampler, SpanExt};
+
+both_transports!(
+    remote_parent_on_instrument_span,
+    otel_api_span_nests_under_tracing_span,
+    an_attached_extracted_context_parents_new_spans,
+    ratio_zero_keeps_only_sampled_remote_parents,
+    explicit_and_root_parents,
+    otel_api_span_sees_a_remote_parent_set_inside_instrument,
+);
+
+#[instrument]
+fn sync_step(n: u64) {}
+
+#[instrument]
+fn handle_request(traceparent: &str) -> std::collections::HashMap<String, String> {
+    tracing::Span::current()
+        .set_parent_from_traceparent(traceparent)
+        .unwrap();
+    sync_step(9);
+    tracing::Span::current().trace_headers()
+}
+
+fn remote_parent_on_instrument_span(t: Transport) {
+    let rx = receiver(t);
+    let mut headers = Default::default();
+    run(pipeline(t, &rx), |_| headers = handle_request(TRACEPARENT));
+    rx.wait_for(2, Duration::from_secs(5));
+    let handler = rx.span("handle_request");
+    assert_eq!(handler.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(handler.parent_id(), "00f067aa0ba902b7");
+    assert!(rx.span("sync_step").is_child_of(&handler));
+    let outgoing = headers.get("traceparent").expect("traceparent header");
+    assert_eq!(
+        outgoing,
+        &format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            handler.span_id()
+        )
+    );
+}
+
+fn otel_api_span_nests_under_tracing_span(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |guard| {
+        let tracer = guard.tracer_provider().tracer("api-user");
+        let outer = info_span!("outer");
+        outer.in_scope(|| {
+            tracer.in_span("api-span", |cx| {
+                // A tracing span made inside an active OTel span joins it.
+                assert!(cx.span().span_context().is_valid());
+                info_span!("inner").in_scope(|| {});
+            });
+        });
+        // Entered again, as an async task's span is on every poll.
+        for _ in 0..3 {
+            outer.in_scope(|| tracer.in_span("api-again", |_| {}));
+        }
+    });
+    let spans = rx.wait_for(6, Duration::from_secs(5));
+    let outer = rx.span("outer");
+    let again: Vec<&Got> = spans.iter().filter(|s| s.name() == "api-again").collect();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|s| s.is_child_of(&outer)));
+    let api = rx.span("api-span");
+    assert!(
+        api.is_child_of(&outer),
+        "api span parent {} outer {}",
+        api.parent_id(),
+        outer.span_id()
+    );
+    assert_eq!(api.scope, "api-user");
+    let inner = rx.span("inner");
+    assert!(
+        inner.is_child_of(&api),
+        "inner {} api {}",
+        inner.parent_id(),
+        api.span_id()
+    );
+}
+
+/// Middleware written for the OpenTelemetry API extracts the caller's
+/// context and attaches it; spans made while it is attached continue the
+/// caller's trace, and one made inside an entered `tracing` span nests
+/// under that span as usual.
+fn an_attached_extracted_context_parents_new_spans(t: Transport) {
+    use opentelemetry::propagation::TextMapPropagator;
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let mut headers = std::collections::HashMap::new();
+        headers.insert("traceparent".to_string(), TRACEPARENT.to_string());
+        let caller =
+            opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&headers);
+        let attached = caller.attach();
+        info_span!("handler").in_scope(|| sync_step(4));
+        drop(attached);
+        info_span!("after").in_scope(|| {});
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    let handler = rx.span("handler");
+    assert_eq!(handler.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(handler.parent_id(), "00f067aa0ba902b7");
+    // The parent is marked remote (OTLP flags: has-is-remote, is-remote).
+    assert_eq!(
+        handler.span.flags & 0x300,
+        0x300,
+        "flags {:#x}",
+        handler.span.flags
+    );
+    assert!(rx.span("sync_step").is_child_of(&handler));
+    // Detached: the next span starts a trace of its own.
+    let after = rx.span("after");
+    assert!(after.span.parent_span_id.is_empty());
+    assert_ne!(after.trace_id(), handler.trace_id());
+}
+
+fn ratio_zero_keeps_only_sampled_remote_parents(t: Transport) {
+    let rx = receiver(t);
+    let p =
+        pipeline(t, &rx).with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(0.0))));
+    run(p, |_| {
+        for _ in 0..20 {
+            info_span!("unsampled_root").in_scope(|| sync_step(0));
+        }
+        let _ = handle_request(TRACEPARENT);
+        let span = info_span!("continued");
+        span.set_parent_from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .unwrap();
+        span.in_scope(|| sync_step(5));
+        let unsampled = info_span!("remote_unsampled");
+        unsampled
+            .set_parent_from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")
+            .unwrap();
+        unsampled.in_scope(|| sync_step(6));
+    });
+    let spans = rx.wait_for(4, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    let spans = if spans.len() < rx.spans().len() {
+        rx.spans()
+    } else {
+        spans
+    };
+    let mut names: Vec<&str> = spans.iter().map(Got::name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["continued", "handle_request", "sync_step", "sync_step"]
+    );
+    let continued = rx.span("continued");
+    assert_eq!(continued.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+    assert!(spans
+        .iter()
+        .any(|s| s.name() == "sync_step" && s.is_child_of(&continued)));
+}
+
+fn explicit_and_root_parents(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |_| {
+        let a = info_span!("a");
+        let _in_a = a.enter();
+        let b = info_span!(parent: None, "b");
+        let c = info_span!(parent: &b, "c");
+        drop((b, c));
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    let (a, b, c) = (rx.span("a"), rx.span("b"), rx.span("c"));
+    assert!(b.span.parent_span_id.is_empty());
+    assert_ne!(a.trace_id(), b.trace_id());
+    assert!(c.is_child_of(&b));
+}
+
+#[instrument(skip(tracer))]
+fn handler_with_api_span(traceparent: &str, tracer: &opentelemetry_sdk::trace::SdkTracer) {
+    tracing::Span::current()
+        .set_parent_from_traceparent(traceparent)
+        .unwrap();
+    tracer.in_span("api-after-set-parent", |_| {});
+}
+
+fn otel_api_span_sees_a_remote_parent_set_inside_instrument(t: Transport) {
+    let rx = receiver(t);
+    run(pipeline(t, &rx), |guard| {
+        let tracer = guard.tracer_provider().tracer("api");
+        handler_with_api_span(TRACEPARENT, &tracer);
+    });
+    rx.wait_for(2, Duration::from_secs(5));
+    let handler = rx.span("handler_with_api_span");
+    let api = rx.span("api-after-set-parent");
+    assert_eq!(handler.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(
+        api.is_child_of(&handler),
+        "api parent {} handler {}",
+        api.parent_id(),
+        handler.span_id()
+    );
+}
