@@ -2,6 +2,8 @@
 //! `TraceService` and an HTTP `/v1/traces` endpoint, both decoding protobuf.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod genai;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
