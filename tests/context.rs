@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pipeline, receiver, run, Got, Transport, TRACEPARENT};
+use common::{pipeline, receiver, run, sync_step, Got, Transport, TRACEPARENT};
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
 use tracing::{info_span, instrument};
 use tracing_llm::{Sampler, SpanExt};
@@ -21,9 +21,6 @@ both_transports!(
     explicit_and_root_parents,
     otel_api_span_sees_a_remote_parent_set_inside_instrument,
 );
-
-#[instrument]
-fn sync_step(n: u64) {}
 
 #[instrument]
 fn handle_request(traceparent: &str) -> std::collections::HashMap<String, String> {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pipeline, receiver, run, Got, Transport, TRACEPARENT};
+use common::{pipeline, receiver, run, sync_step, Got, Transport, TRACEPARENT};
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
@@ -26,9 +26,6 @@ both_transports!(
     alone_or_beside_another_exporter_spans_arrive_alike,
     a_backlogged_queue_exports_complete_spans,
 );
-
-#[instrument]
-fn sync_step(n: u64) {}
 
 #[instrument]
 async fn async_step() {

@@ -21,6 +21,10 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
+/// A step of the tests' traces: a span named `sync_step` with field `n`.
+#[tracing::instrument]
+pub fn sync_step(n: u64) {}
+
 /// A sampled remote parent, as a W3C `traceparent` header value.
 pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
