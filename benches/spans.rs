@@ -65,6 +65,8 @@ fn agent_tree(c: &mut Criterion) {
         Kind::Registry,
         Kind::TracingOpentelemetry,
         Kind::TracingLlm,
+        Kind::TracingOpentelemetryUnsampled,
+        Kind::TracingLlmUnsampled,
     ];
     compare(c, "agent_tree", &kinds, |_, b| {
         b.iter(pipelines::agent_tree)

@@ -2,7 +2,7 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,12 +10,13 @@ use std::time::SystemTime;
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, StringValue, Value};
+use opentelemetry::{Context as OtelContext, Key, KeyValue, StringValue, Value};
 use tracing_core::span::{Attributes, Id, Record as Values};
 use tracing_core::{Event as TracingEvent, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::active;
 use crate::content::ContentPolicy;
 use crate::export::{Backlog, Sink};
 use crate::fields::{plan_for, EventVisitor, SpanVisitor};
@@ -213,23 +214,6 @@ impl Layer {
 thread_local! {
     /// Set on the export worker's thread: nothing it does is ever traced.
     static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
-    /// OTel contexts activated by entered spans, innermost last.
-    static ACTIVE: RefCell<Vec<(u64, ContextGuard)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Replaces the context activated for span `key` on this thread, if it is
-/// entered here, with one holding `sc` (after its parent changed).
-pub(crate) fn reactivate(key: u64, sc: SpanContext) {
-    ACTIVE.with(|a| {
-        let Ok(mut a) = a.try_borrow_mut() else {
-            return;
-        };
-        if let Some(entry) = a.iter_mut().rev().find(|(k, _)| *k == key) {
-            let cx = OtelContext::map_current(|current| current.with_remote_span_context(sc));
-            let old = std::mem::replace(&mut entry.1, cx.attach());
-            drop(old);
-        }
-    });
 }
 
 pub(crate) fn suppress_current_thread() {
@@ -371,6 +355,12 @@ where
                 });
                 match (local, otel) {
                     (Some(l), Some(o)) if o.span_id == l.span_id => Some(l),
+                    // An unsampled span activates no context of its own
+                    // where its trace's is active already (see `on_enter`):
+                    // the context seen is an ancestor's, not a parent.
+                    (Some(l), Some(o)) if !l.sampled && !o.sampled && o.trace_id == l.trace_id => {
+                        Some(l)
+                    }
                     (_, Some(o)) => Some(o),
                     (l, None) => l,
                 }
@@ -459,7 +449,15 @@ where
         let otel = self.shared.spans.with(id, |state| {
             let cx = state.cx_mut();
             match &cx.active {
-                Some(active) => active.clone(),
+                Some(active) => Some(active.clone()),
+                // Where its trace's unsampled context is active already, an
+                // unsampled span attaches none of its own (see `active`).
+                None if !cx.sampled
+                    && cx.parent_id != SpanId::INVALID
+                    && active::unsampled_trace_active(cx.trace_id) =>
+                {
+                    None
+                }
                 None => {
                     let sc = cx.span_context();
                     let active =
@@ -468,26 +466,21 @@ where
                         cx.active = Some(active.clone());
                     }
                     cx.entered = true;
-                    active
+                    Some(active)
                 }
             }
         });
         let Some(otel) = otel else { return };
-        let guard = otel.attach();
-        ACTIVE.with(|a| a.borrow_mut().push((id.into_u64(), guard)));
+        active::push(id.into_u64(), otel.map(OtelContext::attach));
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         if !self.shared.context_activation || !self.shared.enabled {
             return;
         }
-        let key = id.into_u64();
-        let guard = ACTIVE.with(|a| {
-            let mut a = a.borrow_mut();
-            let pos = a.iter().rposition(|(k, _)| *k == key)?;
-            Some(a.remove(pos).1)
-        });
-        drop(guard);
+        // Dropped here, outside the stack's borrow: restoring the context
+        // the entry found may drop another (and whatever it holds).
+        drop(active::pop(id.into_u64()));
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {

@@ -270,6 +270,7 @@
     rust_2018_idioms
 )]
 
+mod active;
 pub mod config;
 mod content;
 mod error;

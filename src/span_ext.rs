@@ -222,7 +222,7 @@ impl SpanExt for tracing::Span {
             // Inside `#[instrument]` the span is already entered: OpenTelemetry
             // API spans made from now on must see the new parent too.
             if let (true, Some(id)) = (shared.context_activation, &id) {
-                crate::layer::reactivate(id.into_u64(), state.cx().span_context());
+                crate::active::reactivate(id.into_u64(), state.cx().span_context());
             }
         });
     }

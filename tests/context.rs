@@ -20,6 +20,7 @@ both_transports!(
     ratio_zero_keeps_only_sampled_remote_parents,
     explicit_and_root_parents,
     otel_api_span_sees_a_remote_parent_set_inside_instrument,
+    unsampled_children_keep_their_trace_active,
 );
 
 #[instrument]
@@ -203,4 +204,97 @@ fn otel_api_span_sees_a_remote_parent_set_inside_instrument(t: Transport) {
         api.parent_id(),
         handler.span_id()
     );
+}
+
+/// The span context OpenTelemetry sees as current on this thread.
+fn current_span_context() -> opentelemetry::trace::SpanContext {
+    opentelemetry::Context::map_current(|cx| cx.span().span_context().clone())
+}
+
+fn unsampled_children_keep_their_trace_active(t: Transport) {
+    let rx = receiver(t);
+    let p = pipeline(t, &rx).with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+    run(p, |guard| {
+        let tracer = guard.tracer_provider().tracer("api");
+        let root = info_span!("root");
+        let trace_id = root.trace_id().expect("an unsampled span has a trace id");
+        root.in_scope(|| {
+            let own = current_span_context();
+            assert_eq!(own.trace_id(), trace_id);
+            assert!(!own.is_sampled());
+            let child = info_span!("child");
+            let child_cx = child.span_context().unwrap();
+            assert_eq!(child_cx.trace_id(), trace_id);
+            assert_ne!(child_cx.span_id(), own.span_id());
+            child.in_scope(|| {
+                // Inside an unsampled child, OpenTelemetry sees the same
+                // unsampled trace: API spans and outgoing requests follow it.
+                let inside = current_span_context();
+                assert_eq!(inside.trace_id(), trace_id);
+                assert!(!inside.is_sampled());
+                use opentelemetry::trace::Span as _;
+                let api = tracer.start("api-in-unsampled");
+                assert_eq!(api.span_context().trace_id(), trace_id);
+                assert!(!api.span_context().is_sampled());
+                drop(api);
+                let mut headers = std::collections::HashMap::new();
+                use opentelemetry::propagation::TextMapPropagator;
+                opentelemetry_sdk::propagation::TraceContextPropagator::new()
+                    .inject_context(&opentelemetry::Context::current(), &mut headers);
+                let sent = headers.get("traceparent").expect("traceparent injected");
+                assert!(
+                    sent.starts_with(&format!("00-{trace_id}-")) && sent.ends_with("-00"),
+                    "{sent}"
+                );
+                // Entered again inside itself, and a grandchild: each exit
+                // leaves the context it found.
+                child.in_scope(|| info_span!("grandchild").in_scope(|| sync_step(1)));
+                assert_eq!(current_span_context().trace_id(), trace_id);
+                // Promoted by a sampled remote parent while entered: from then
+                // on OpenTelemetry sees the child itself, and what is made
+                // inside it is exported under it.
+                child
+                    .set_parent_from_traceparent(TRACEPARENT)
+                    .expect("valid traceparent");
+                let promoted = current_span_context();
+                assert!(promoted.is_sampled());
+                assert_eq!(promoted.span_id(), child_cx.span_id());
+                tracer.in_span("api-in-promoted", |_| {});
+            });
+            // Back in the root: its own context again.
+            assert_eq!(current_span_context(), own);
+            // On a thread where no context of the trace is active, a child
+            // activates its own.
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let other = info_span!("other_thread");
+            let other_id = other.span_context().unwrap().span_id();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        other.in_scope(|| {
+                            let there = current_span_context();
+                            assert_eq!(there.trace_id(), trace_id);
+                            assert_eq!(there.span_id(), other_id);
+                            assert!(!there.is_sampled());
+                            // Entered again where its own context is active:
+                            // leaving the inner entry keeps it active.
+                            other.in_scope(|| sync_step(2));
+                            assert_eq!(current_span_context(), there);
+                        });
+                        assert!(!current_span_context().is_valid());
+                    })
+                });
+            });
+        });
+        assert!(!current_span_context().is_valid());
+    });
+    rx.wait_for(2, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    let spans = rx.spans();
+    let mut names: Vec<&str> = spans.iter().map(Got::name).collect();
+    names.sort();
+    assert_eq!(names, ["api-in-promoted", "child"]);
+    let child = rx.span("child");
+    assert_eq!(child.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(rx.span("api-in-promoted").is_child_of(&child));
 }
