@@ -259,7 +259,10 @@ impl Pipeline {
 
     /// Whether entering a `tracing` span makes it the current OpenTelemetry
     /// span, so spans made through the OpenTelemetry API become its children.
-    /// By default, `true`.
+    /// By default, `true`. An unsampled span entered where an unsampled
+    /// context of its own trace is current already (inside its unsampled
+    /// parent) leaves that one current: the trace id and the sampling
+    /// decision are the same, and nothing is built for it.
     pub fn with_context_activation(mut self, enabled: bool) -> Self {
         self.no_context_activation = !enabled;
         self
