@@ -160,6 +160,23 @@ proptest! {
     }
 
     #[test]
+    fn the_vector_trigger_scan_finds_what_the_portable_one_finds(
+        bytes in proptest::collection::vec(proptest::prop_oneof![
+            6 => 0u8..=0xff,
+            1 => proptest::prop_oneof![Just(b'-'), Just(b'J'), Just(b'_'), Just(b'A'), Just(b'B')],
+        ], 0..200),
+        from in 0usize..200,
+    ) {
+        let from = from.min(bytes.len());
+        let fast = crate::scrub::next_trigger(&bytes, from);
+        prop_assert_eq!(fast, crate::scrub::next_trigger_portable(&bytes, from));
+        let expected = (from..bytes.len())
+            .find(|&i| b"-J_AB".contains(&bytes[i]))
+            .unwrap_or(bytes.len());
+        prop_assert_eq!(fast, expected);
+    }
+
+    #[test]
     fn scrubbing_agrees_with_a_search_at_every_position(
         parts in prop::collection::vec(prop::sample::select(vec![
             "sk-", "xoxb-", "eyJ", "AKIA", "ASIA", "AIza", "ghp_", "github_pat_", "Bearer ",

@@ -364,36 +364,105 @@ fn push_redacted(out: &mut String, s: &str, copied: usize, start: usize) {
     out.push_str(REDACTED);
 }
 
+/// Whether `b` reveals a credential nearby (see [`candidate_start`]).
+#[inline]
+fn is_trigger(b: u8) -> bool {
+    matches!(b, b'-' | b'J' | b'_' | b'A' | b'B')
+}
+
+/// The index of the first trigger byte at or after `from`, or
+/// `bytes.len()`: 16 bytes at a time, all five triggers in one pass.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn next_trigger(bytes: &[u8], from: usize) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut i = from;
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
+    // always available; every load reads 16 bytes inside `bytes`
+    // (`i + 16 <= bytes.len()`), unaligned loads being allowed.
+    unsafe {
+        let [a, b, c, d, e] = [b'-', b'J', b'_', b'A', b'B'].map(|t| _mm_set1_epi8(t as i8));
+        while i + 16 <= bytes.len() {
+            let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
+            let hits = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, a), _mm_cmpeq_epi8(v, b)),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, c), _mm_cmpeq_epi8(v, d)),
+                ),
+                _mm_cmpeq_epi8(v, e),
+            );
+            let mask = _mm_movemask_epi8(hits) as u32;
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| is_trigger(b))
+        .map_or(bytes.len(), |p| i + p)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub(crate) fn next_trigger(bytes: &[u8], from: usize) -> usize {
+    next_trigger_portable(bytes, from)
+}
+
+/// [`next_trigger`] for any target: 16 bytes at a time with a branch-free
+/// test the compiler vectorizes.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+#[inline]
+pub(crate) fn next_trigger_portable(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 16) {
+        let mut hits = 0u8;
+        for &b in chunk {
+            hits |= u8::from(is_trigger(b));
+        }
+        if hits != 0 {
+            break;
+        }
+        i += 16;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| is_trigger(b))
+        .map_or(bytes.len(), |p| i + p)
+}
+
+/// The shortest credential recognized: a bearer token, 7 + 8 bytes.
+const SHORTEST: usize = 15;
+
 /// `s` with every credential replaced, or `None` when it holds none.
+#[inline]
 pub(crate) fn scrub_str(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    // The shortest credential recognized is a bearer token: 7 + 8 bytes.
-    if bytes.len() < 15 {
+    // Short values (names, models, ids) are decided here, without a call.
+    if s.len() < SHORTEST {
         return None;
     }
-    // Trigger bytes are found with SIMD searches, in order, with no allocation.
-    let mut a = memchr::memchr3_iter(b'-', b'J', b'_', bytes).peekable();
-    let mut b = memchr::memchr2_iter(b'A', b'B', bytes).peekable();
+    scrub_text(s)
+}
+
+/// [`scrub_str`] for text long enough to hold a credential.
+fn scrub_text(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    // Trigger bytes are found with a SIMD search, in order, with no allocation.
     let mut out: Option<String> = None;
     let mut copied = 0;
-    loop {
-        let i = match (a.peek(), b.peek()) {
-            (Some(&x), Some(&y)) if x < y => a.next(),
-            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-            (Some(_), None) => a.next(),
-            (None, None) => break,
-        };
-        let Some(start) = i.and_then(|i| candidate_start(bytes, i)) else {
-            continue;
-        };
-        if start < copied {
-            continue;
+    let mut at = next_trigger(bytes, 0);
+    while at < bytes.len() {
+        if let Some(start) = candidate_start(bytes, at).filter(|&start| start >= copied) {
+            if let Some(len) = credential_at(&bytes[start..]) {
+                let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
+                push_redacted(o, s, copied, start);
+                copied = start + len;
+            }
         }
-        if let Some(len) = credential_at(&bytes[start..]) {
-            let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
-            push_redacted(o, s, copied, start);
-            copied = start + len;
-        }
+        at = next_trigger(bytes, at + 1);
     }
     out.map(|mut o| {
         o.push_str(&s[copied..]);
@@ -405,14 +474,10 @@ pub(crate) fn scrub_str(s: &str) -> Option<String> {
 pub(crate) mod tests {
     use super::*;
 
-    fn is_trigger(b: u8) -> bool {
-        matches!(b, b'-' | b'J' | b'_' | b'A' | b'B')
-    }
-
     /// `scrub_str` written plainly: every position is tried.
     pub(crate) fn scrub_str_reference(s: &str) -> Option<String> {
         let bytes = s.as_bytes();
-        if bytes.len() < 15 {
+        if bytes.len() < SHORTEST {
             return None;
         }
         let mut out: Option<String> = None;
