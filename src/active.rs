@@ -146,6 +146,14 @@ mod tests {
         push(key, Some(cx.attach()));
     }
 
+    fn assert_nothing_entered() {
+        ACTIVE.with(|a| {
+            let a = a.borrow();
+            assert!(a.guards.is_empty() && a.skipped.is_empty());
+        });
+        assert_eq!(current_span_id(), SpanId::INVALID);
+    }
+
     fn current_span_id() -> SpanId {
         OtelContext::map_current(|cx| cx.span().span_context().span_id())
     }
@@ -169,11 +177,7 @@ mod tests {
         drop(pop(2));
         assert_eq!(current_span_id(), SpanId::from(1));
         drop(pop(1));
-        assert_eq!(current_span_id(), SpanId::INVALID);
-        ACTIVE.with(|a| {
-            let a = a.borrow();
-            assert!(a.guards.is_empty() && a.skipped.is_empty());
-        });
+        assert_nothing_entered();
     }
 
     #[test]
@@ -195,10 +199,7 @@ mod tests {
         drop(pop(2));
         assert_eq!(current_span_id(), SpanId::from(1));
         drop(pop(1));
-        ACTIVE.with(|a| {
-            let a = a.borrow();
-            assert!(a.guards.is_empty() && a.skipped.is_empty());
-        });
+        assert_nothing_entered();
     }
 
     #[test]
@@ -210,10 +211,6 @@ mod tests {
         drop(pop(2));
         drop(pop(1));
         drop(pop(3));
-        ACTIVE.with(|a| {
-            let a = a.borrow();
-            assert!(a.guards.is_empty() && a.skipped.is_empty());
-        });
-        assert_eq!(current_span_id(), SpanId::INVALID);
+        assert_nothing_entered();
     }
 }

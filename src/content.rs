@@ -292,75 +292,39 @@ pub(crate) fn escape_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Whether JSON needs `b` escaped inside a string.
-#[inline]
-fn special(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
+/// The bytes JSON escapes inside a string: quote, backslash and control
+/// characters.
+pub(crate) struct JsonSpecial;
+
+impl crate::scan::ByteSet for JsonSpecial {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn hits(v: std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i {
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_min_epu8, _mm_or_si128, _mm_set1_epi8};
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        unsafe {
+            // A byte is below 0x20 exactly when min(byte, 0x1f) is the byte.
+            _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                ),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v),
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn has(b: u8) -> bool {
+        b < 0x20 || b == b'"' || b == b'\\'
+    }
 }
 
 /// The index of the first byte at or after `from` that JSON needs escaped,
 /// or `bytes.len()`.
-#[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn next_special(bytes: &[u8], from: usize) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    let mut i = from;
-    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
-    // always available; every load reads 16 bytes inside `bytes`
-    // (`i + 16 <= bytes.len()`), unaligned loads being allowed.
-    unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        let control = _mm_set1_epi8(0x1f);
-        while i + 16 <= bytes.len() {
-            let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
-            // A byte is below 0x20 exactly when min(byte, 0x1f) is the byte.
-            let hits = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                _mm_cmpeq_epi8(_mm_min_epu8(v, control), v),
-            );
-            let mask = _mm_movemask_epi8(hits) as u32;
-            if mask != 0 {
-                return i + mask.trailing_zeros() as usize;
-            }
-            i += 16;
-        }
-    }
-    bytes[i..]
-        .iter()
-        .position(|&b| special(b))
-        .map_or(bytes.len(), |p| i + p)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-fn next_special(bytes: &[u8], from: usize) -> usize {
-    next_special_portable(bytes, from)
-}
-
-/// [`next_special`] for any target: 16 bytes at a time with a branch-free
-/// test the compiler vectorizes.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-#[inline]
-pub(crate) fn next_special_portable(bytes: &[u8], from: usize) -> usize {
-    let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 16) {
-        let mut hits = 0u8;
-        for &b in chunk {
-            hits |= u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\');
-        }
-        if hits != 0 {
-            break;
-        }
-        i += 16;
-    }
-    bytes[i..]
-        .iter()
-        .position(|&b| special(b))
-        .map_or(bytes.len(), |p| i + p)
+    crate::scan::next::<JsonSpecial>(bytes, from)
 }
 
 /// The smallest valid value of each kind, used when nothing else fits.

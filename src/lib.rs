@@ -288,6 +288,7 @@ mod pipeline;
 mod proptests;
 mod record;
 mod sampler;
+mod scan;
 mod scrub;
 pub mod semconv;
 mod span_ext;

@@ -111,7 +111,7 @@ proptest! {
     ) {
         let from = from.min(bytes.len());
         let fast = crate::content::next_special(&bytes, from);
-        prop_assert_eq!(fast, crate::content::next_special_portable(&bytes, from));
+        prop_assert_eq!(fast, crate::scan::next_portable::<crate::content::JsonSpecial>(&bytes, from));
         let expected = (from..bytes.len())
             .find(|&i| bytes[i] < 0x20 || bytes[i] == b'"' || bytes[i] == b'\\')
             .unwrap_or(bytes.len());
@@ -168,8 +168,8 @@ proptest! {
         from in 0usize..200,
     ) {
         let from = from.min(bytes.len());
-        let fast = crate::scrub::next_trigger(&bytes, from);
-        prop_assert_eq!(fast, crate::scrub::next_trigger_portable(&bytes, from));
+        let fast = crate::scan::next::<crate::scrub::Trigger>(&bytes, from);
+        prop_assert_eq!(fast, crate::scan::next_portable::<crate::scrub::Trigger>(&bytes, from));
         let expected = (from..bytes.len())
             .find(|&i| b"-J_AB".contains(&bytes[i]))
             .unwrap_or(bytes.len());

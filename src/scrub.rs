@@ -364,74 +364,38 @@ fn push_redacted(out: &mut String, s: &str, copied: usize, start: usize) {
     out.push_str(REDACTED);
 }
 
-/// Whether `b` reveals a credential nearby (see [`candidate_start`]).
-#[inline]
-fn is_trigger(b: u8) -> bool {
-    matches!(b, b'-' | b'J' | b'_' | b'A' | b'B')
-}
+/// The bytes that can reveal a credential nearby (see [`candidate_start`]).
+pub(crate) struct Trigger;
 
-/// The index of the first trigger byte at or after `from`, or
-/// `bytes.len()`: 16 bytes at a time, all five triggers in one pass.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-pub(crate) fn next_trigger(bytes: &[u8], from: usize) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    let mut i = from;
-    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
-    // always available; every load reads 16 bytes inside `bytes`
-    // (`i + 16 <= bytes.len()`), unaligned loads being allowed.
-    unsafe {
-        let [a, b, c, d, e] = [b'-', b'J', b'_', b'A', b'B'].map(|t| _mm_set1_epi8(t as i8));
-        while i + 16 <= bytes.len() {
-            let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
-            let hits = _mm_or_si128(
+impl crate::scan::ByteSet for Trigger {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn hits(v: std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i {
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_or_si128, _mm_set1_epi8};
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        unsafe {
+            let is = |t: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(t as i8));
+            _mm_or_si128(
                 _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, a), _mm_cmpeq_epi8(v, b)),
-                    _mm_or_si128(_mm_cmpeq_epi8(v, c), _mm_cmpeq_epi8(v, d)),
+                    _mm_or_si128(is(b'-'), is(b'J')),
+                    _mm_or_si128(is(b'_'), is(b'A')),
                 ),
-                _mm_cmpeq_epi8(v, e),
-            );
-            let mask = _mm_movemask_epi8(hits) as u32;
-            if mask != 0 {
-                return i + mask.trailing_zeros() as usize;
-            }
-            i += 16;
+                is(b'B'),
+            )
         }
     }
-    bytes[i..]
-        .iter()
-        .position(|&b| is_trigger(b))
-        .map_or(bytes.len(), |p| i + p)
-}
 
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-pub(crate) fn next_trigger(bytes: &[u8], from: usize) -> usize {
-    next_trigger_portable(bytes, from)
-}
-
-/// [`next_trigger`] for any target: 16 bytes at a time with a branch-free
-/// test the compiler vectorizes.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-#[inline]
-pub(crate) fn next_trigger_portable(bytes: &[u8], from: usize) -> usize {
-    let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 16) {
-        let mut hits = 0u8;
-        for &b in chunk {
-            hits |= u8::from(is_trigger(b));
-        }
-        if hits != 0 {
-            break;
-        }
-        i += 16;
+    #[inline(always)]
+    fn has(b: u8) -> bool {
+        matches!(b, b'-' | b'J' | b'_' | b'A' | b'B')
     }
-    bytes[i..]
-        .iter()
-        .position(|&b| is_trigger(b))
-        .map_or(bytes.len(), |p| i + p)
+}
+
+/// The index of the first trigger byte at or after `from`, or `bytes.len()`:
+/// all five triggers in one pass.
+#[inline]
+fn next_trigger(bytes: &[u8], from: usize) -> usize {
+    crate::scan::next::<Trigger>(bytes, from)
 }
 
 /// The shortest credential recognized: a bearer token, 7 + 8 bytes.
@@ -473,6 +437,7 @@ fn scrub_text(s: &str) -> Option<String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::scan::ByteSet;
 
     /// `scrub_str` written plainly: every position is tried.
     pub(crate) fn scrub_str_reference(s: &str) -> Option<String> {
@@ -483,7 +448,7 @@ pub(crate) mod tests {
         let mut out: Option<String> = None;
         let mut copied = 0;
         for at in 0..bytes.len() {
-            if !is_trigger(bytes[at]) {
+            if !Trigger::has(bytes[at]) {
                 continue;
             }
             let Some(start) = candidate_start(bytes, at).filter(|&st| st >= copied) else {
