@@ -16,9 +16,11 @@
 //! spans in a tight loop, exports them to an exporter that only counts, and
 //! prints spans per second, exported and dropped counts, peak RSS, and the
 //! CPU time of the application's thread and of the pipeline's own threads
-//! (per exported span: the cost of getting spans out of the process). With
-//! `agent-tree` each iteration is an agent span with three children
-//! (retrieval, generation, tool) instead: N trees, 4·N spans. With
+//! (per exported span: the cost of getting spans out of the process), and
+//! for tracing-llm how many spans the application's thread helped export
+//! (`Stats::helped`). With `agent-tree` each iteration is an agent span
+//! with three children (retrieval, generation, tool) instead: N trees, 4·N
+//! spans. With
 //! `SPAN_COST_THREADS=K`, K application threads each make N, at once. With
 //! `SPAN_COST_SETTINGS` (comma-separated `no-activation`,
 //! `no-code-location`, `no-content`, `no-scrubbing`), the tracing-llm
@@ -149,8 +151,8 @@ fn run(kind: Kind, n: u64, tree: bool) {
     );
     if let Some(s) = stats {
         println!(
-            "queue: dropped={} failed={} retried={}",
-            s.dropped, s.failed, s.retried
+            "queue: dropped={} failed={} retried={} helped={}",
+            s.dropped, s.failed, s.retried, s.helped
         );
     }
 }

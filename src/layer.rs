@@ -491,14 +491,18 @@ where
             // it, still in cache, for the next span's context.
             rec.cx.active = None;
             let policy = &self.shared.policy;
-            match sink.backlog() {
-                Backlog::None => {}
-                Backlog::FarBehind if crate::export::prepare_here(&mut rec, policy) => {}
+            let helped = match sink.backlog() {
+                Backlog::None => false,
+                Backlog::FarBehind if crate::export::prepare_here(&mut rec, policy) => true,
                 Backlog::Behind | Backlog::FarBehind => {
                     if policy.scrubber.enabled {
                         rec.prescrub();
                     }
+                    rec.prescrubbed
                 }
+            };
+            if helped {
+                sink.helped();
             }
             sink.send_record(rec);
         }

@@ -253,7 +253,9 @@
 //!   its longest values cut (content stays valid JSON) instead of being lost.
 //! - **Counters.** [`Guard::stats`] returns [`Stats`]: spans queued now,
 //!   exported, dropped (queue full), failed (refused for good, or undelivered
-//!   at shutdown), retried, and rejected (partial success).
+//!   at shutdown), retried, rejected (partial success), and helped (spans
+//!   whose export work the application's thread shared because the export
+//!   thread had fallen behind).
 //! - **Secrets.** Credentials are scrubbed from every attribute and event by
 //!   default ([`Pipeline::with_credential_scrubbing`]), spans made through the
 //!   OpenTelemetry API included; header values never

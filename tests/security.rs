@@ -44,7 +44,11 @@ fn credentials_are_scrubbed_by_default() {
     let rx = receiver(Transport::Grpc);
     run(
         pipeline(Transport::Grpc, &rx).with_secret_field("ssn"),
-        |_| emit_secrets(),
+        |guard| {
+            emit_secrets();
+            // An empty queue: the export thread does all the export work.
+            assert_eq!(guard.stats().helped, 0, "{:?}", guard.stats());
+        },
     );
     assert_scrubbed(&rx);
 }
@@ -85,9 +89,15 @@ fn credentials_are_scrubbed_when_the_queue_is_behind() {
         for _ in 0..13 {
             tracing::info_span!("filler", filler = filler.as_str()).in_scope(|| {});
         }
+        let before = guard.stats().helped;
         emit_secrets();
         let stats = guard.stats();
         assert_eq!((stats.queued, stats.dropped), (15, 0), "{stats:?}");
+        // Fillers past a quarter of the queue were searched by this thread,
+        // and so were both spans of `emit_secrets` (the queue was past three
+        // eighths, but nothing was being exported: searched, not decoded).
+        assert!(before > 0 && before < 13, "{stats:?}");
+        assert_eq!(stats.helped, before + 2, "{stats:?}");
     });
     assert_scrubbed(&rx);
     assert_eq!(rx.spans().len(), 16);

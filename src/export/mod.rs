@@ -58,6 +58,8 @@ pub(crate) struct Counters {
     /// The export thread spent more than a tenth of its recent time waiting
     /// for the collector's answers (see `WaitWindow::add`).
     exporter_bound: AtomicBool,
+    /// Spans whose export work an application thread shared.
+    helped: AtomicU64,
 }
 
 /// Export counters, read with [`Guard::stats`](crate::Guard::stats).
@@ -80,6 +82,16 @@ pub struct Stats {
     /// Spans the collector accepted the request of but refused
     /// (OTLP partial success `rejected_spans`).
     pub rejected: u64,
+    /// Spans whose export work the application's thread that ended them
+    /// shared, because the export thread had fallen behind: with more than
+    /// a quarter of the queue held, that thread searched the span's values
+    /// for credentials itself; with more than three eighths, while spans
+    /// were being exported, it also decoded and mapped them. A count that
+    /// keeps growing means spans are made faster than one export thread
+    /// exports them: the application pays part of the export cost, and
+    /// past the queue's bound spans are dropped (less content, a lower
+    /// sampling ratio or fewer spans bring it back).
+    pub helped: u64,
 }
 
 /// Spans a thread closes while far behind with nothing exported, and for
@@ -199,6 +211,12 @@ impl Sink {
         self.send(Item::Record(rec));
     }
 
+    /// Counts a span whose export work the application's thread shared.
+    #[inline]
+    pub(crate) fn helped(&self) {
+        self.counters.helped.fetch_add(1, Relaxed);
+    }
+
     /// How far the export thread has fallen behind, by the fuller of the
     /// queue's two bounds (spans and bytes).
     #[inline]
@@ -311,6 +329,7 @@ impl Handle {
             failed: self.counters.failed.load(Relaxed),
             retried: self.counters.retried.load(Relaxed),
             rejected: self.counters.rejected.load(Relaxed),
+            helped: self.counters.helped.load(Relaxed),
         }
     }
 
