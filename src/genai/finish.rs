@@ -143,24 +143,23 @@ pub(crate) fn finish(rec: &mut Record, g: &mut GenAi<'_>, policy: &ContentPolicy
         _ => {}
     }
     push(attrs, sc::GEN_AI_OPERATION_NAME, op);
-    let strings = [
-        (sc::GEN_AI_PROVIDER_NAME, g.provider.take()),
-        (sc::GEN_AI_REQUEST_MODEL, g.model.take()),
-        (sc::GEN_AI_RESPONSE_MODEL, g.response_model.take()),
-        (
-            sc::GEN_AI_RESPONSE_ID,
-            g.response_id.take().map(StringValue::from),
-        ),
-        (sc::GEN_AI_TOOL_NAME, g.tool_name.take()),
-        (sc::GEN_AI_AGENT_NAME, g.agent_name.take()),
-        (sc::GEN_AI_WORKFLOW_NAME, g.workflow_name.take()),
-        (sc::GEN_AI_DATA_SOURCE_ID, g.data_source.take()),
-    ];
-    for (key, value) in strings {
+    // One test each, no array of options to build and drop.
+    let mut string = |key: &'static str, value: Option<StringValue>| {
         if let Some(v) = value {
             push(attrs, key, v);
         }
-    }
+    };
+    string(sc::GEN_AI_PROVIDER_NAME, g.provider.take());
+    string(sc::GEN_AI_REQUEST_MODEL, g.model.take());
+    string(sc::GEN_AI_RESPONSE_MODEL, g.response_model.take());
+    string(
+        sc::GEN_AI_RESPONSE_ID,
+        g.response_id.take().map(StringValue::from),
+    );
+    string(sc::GEN_AI_TOOL_NAME, g.tool_name.take());
+    string(sc::GEN_AI_AGENT_NAME, g.agent_name.take());
+    string(sc::GEN_AI_WORKFLOW_NAME, g.workflow_name.take());
+    string(sc::GEN_AI_DATA_SOURCE_ID, g.data_source.take());
     for (key, value) in USAGE_KEYS.iter().zip(g.usage.iter().copied()) {
         if let Some(n) = value {
             push(attrs, key, n);

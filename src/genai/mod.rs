@@ -262,6 +262,7 @@ impl<'a> GenAi<'a> {
     /// Applies one vocabulary field (on the export thread). `field` is the
     /// name as written, kept for values that cannot be mapped safely: they
     /// stay visible under that name in `attrs`.
+    #[inline]
     pub(crate) fn set(
         &mut self,
         attrs: &mut Vec<KeyValue>,
