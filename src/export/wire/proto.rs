@@ -227,6 +227,21 @@ impl Stage {
         }
     }
 
+    /// Four bytes at the start of an empty stage.
+    #[inline(always)]
+    fn head(&mut self, x: [u8; 4]) {
+        debug_assert_eq!(self.len, 0);
+        self.bytes[..4].copy_from_slice(&x);
+        self.len = 4;
+    }
+
+    /// Four bytes in one store.
+    #[inline(always)]
+    fn four(&mut self, x: [u8; 4]) {
+        self.bytes[self.len..self.len + 4].copy_from_slice(&x);
+        self.len += 4;
+    }
+
     #[inline(always)]
     pub(super) fn byte(&mut self, x: u8) {
         self.bytes[self.len] = x;
@@ -315,6 +330,9 @@ impl Stage {
 
 /// One `KeyValue` in a field with a one-byte key.
 pub(super) fn put_kv(b: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+    if put_short_kv(b, field, key.as_bytes(), value) {
+        return;
+    }
     let value_len = any_value_len(value);
     let mut st = Stage::new();
     st.key(field, LEN);
@@ -347,6 +365,68 @@ pub(super) fn put_kv(b: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
         }
     }
     st.flush(b);
+}
+
+/// The common pair, written in one pass: a key of 1 to [`SHORT`] bytes
+/// and a string of at most [`SHORT`] bytes or a scalar. Every length then
+/// fits in one byte (the pair's body is at most 2 + 32 + 2 + 34 bytes), so
+/// none is computed apart and no varint loop runs for them. `false` (and
+/// nothing written) for any other pair.
+#[inline(always)]
+fn put_short_kv(b: &mut Vec<u8>, field: u32, key: &[u8], value: &Value) -> bool {
+    if key.is_empty() || key.len() > SHORT {
+        return false;
+    }
+    let any_len = match value {
+        Value::String(s) if s.as_str().len() <= SHORT => 2 + s.as_str().len(),
+        Value::Bool(_) => 2,
+        Value::I64(x) => 1 + varint_len(*x as u64),
+        Value::F64(_) => 9,
+        _ => return false,
+    };
+    let mut st = Stage::new();
+    let body = 2 + key.len() + 2 + any_len;
+    st.head([
+        ((field as u8) << 3) | LEN as u8,
+        body as u8,
+        (1 << 3) | LEN as u8,
+        key.len() as u8,
+    ]);
+    st.short(key);
+    let value_head = (2 << 3) | LEN as u8;
+    match value {
+        Value::String(s) => {
+            let v = s.as_str().as_bytes();
+            st.four([
+                value_head,
+                any_len as u8,
+                (1 << 3) | LEN as u8,
+                v.len() as u8,
+            ]);
+            st.short(v);
+        }
+        Value::Bool(x) => st.four([
+            value_head,
+            any_len as u8,
+            (2 << 3) | VARINT as u8,
+            u8::from(*x),
+        ]),
+        Value::I64(x) => {
+            st.byte(value_head);
+            st.byte(any_len as u8);
+            st.key(3, VARINT);
+            st.varint(*x as u64);
+        }
+        Value::F64(x) => {
+            st.byte(value_head);
+            st.byte(any_len as u8);
+            st.key(4, FIXED64);
+            st.fixed64(x.to_bits());
+        }
+        _ => {}
+    }
+    st.flush(b);
+    true
 }
 
 pub(super) fn put_attributes<'a>(
