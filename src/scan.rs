@@ -37,6 +37,22 @@ pub(crate) fn next<S: ByteSet>(bytes: &[u8], from: usize) -> usize {
         }
         i += 16;
     }
+    if bytes.len() >= 16 && i < bytes.len() {
+        // The last few bytes: the text's final 16 tested as one block, the
+        // lanes before `i` (already tested) shifted out, instead of a
+        // byte-by-byte test of each.
+        let start = bytes.len() - 16;
+        // SAFETY: as above; `start + 16 == bytes.len()`.
+        let mask = unsafe {
+            let block = _mm_loadu_si128(bytes.as_ptr().add(start).cast::<__m128i>());
+            _mm_movemask_epi8(S::hits(block)) as u32
+        } >> (i - start);
+        return if mask != 0 {
+            i + mask.trailing_zeros() as usize
+        } else {
+            bytes.len()
+        };
+    }
     rest::<S>(bytes, i)
 }
 
