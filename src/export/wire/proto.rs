@@ -374,6 +374,7 @@ pub(super) fn put_kv(b: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
 /// nothing written) for any other pair.
 #[inline(always)]
 fn put_short_kv(b: &mut Vec<u8>, field: u32, key: &[u8], value: &Value) -> bool {
+    debug_assert!(field < 16, "a one-byte field key");
     if key.is_empty() || key.len() > SHORT {
         return false;
     }
