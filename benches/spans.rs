@@ -21,13 +21,25 @@ const COMPARED: [Kind; 7] = [
     Kind::TracingLlmUnsampled,
 ];
 
-fn report_drops(setup: &Setup) {
+/// Drops, and the spans whose export work the benchmark's thread shared
+/// (`Stats::helped`): that work is part of the caller time measured.
+fn report_queue(setup: &Setup) {
     if let Some(stats) = setup.stats() {
         if stats.dropped > 0 {
             eprintln!(
                 "  note: {} dropped {} spans during the run",
                 setup.kind.name(),
                 stats.dropped
+            );
+        }
+        if stats.helped > 0 {
+            let closed = stats.exported + stats.queued + stats.dropped;
+            eprintln!(
+                "  note: {} helped export {} of {} spans ({:.0}%)",
+                setup.kind.name(),
+                stats.helped,
+                closed,
+                100.0 * stats.helped as f64 / closed.max(1) as f64
             );
         }
     }
@@ -47,7 +59,7 @@ fn compare(
         let installed = setup.install();
         group.bench_function(kind.name(), |b| routine(&setup, b));
         drop(installed);
-        report_drops(&setup);
+        report_queue(&setup);
         setup.finish();
     }
     group.finish();
@@ -121,7 +133,7 @@ fn big_generation(c: &mut Criterion) {
         );
     }
     drop(installed);
-    report_drops(&setup);
+    report_queue(&setup);
     setup.finish();
     group.finish();
 }
