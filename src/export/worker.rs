@@ -216,11 +216,24 @@ impl Worker {
     /// back through `select!` and its clock reads: a busy queue costs one
     /// channel read per span. Control messages wait for at most one batch.
     fn take(&mut self, item: Item, deadline: &mut Instant) {
-        self.push(item);
-        while self.batched < self.settings.max_export_batch_size {
-            match self.rx.try_recv() {
-                Ok(item) => self.push(item),
-                Err(_) => break,
+        let max = self.settings.max_export_batch_size;
+        let mut current = item;
+        loop {
+            // The next record is taken one span early, and its memory,
+            // written on the application thread's core, requested while
+            // this one is worked on.
+            let next = if self.batched + 1 < max {
+                self.rx.try_recv().ok()
+            } else {
+                None
+            };
+            if let Some(Item::Record(rec)) = &next {
+                rec.prefetch();
+            }
+            self.push(current);
+            match next {
+                Some(item) => current = item,
+                None => break,
             }
         }
         if self.batched >= self.settings.max_export_batch_size {
