@@ -236,7 +236,7 @@ impl Worker {
                 None => break,
             }
         }
-        if self.batched >= self.settings.max_export_batch_size {
+        if self.batched >= max {
             self.export();
             *deadline = Instant::now() + self.settings.scheduled_delay;
         }

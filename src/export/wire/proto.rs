@@ -227,14 +227,6 @@ impl Stage {
         }
     }
 
-    /// Four bytes at the start of an empty stage.
-    #[inline(always)]
-    fn head(&mut self, x: [u8; 4]) {
-        debug_assert_eq!(self.len, 0);
-        self.bytes[..4].copy_from_slice(&x);
-        self.len = 4;
-    }
-
     /// Four bytes in one store.
     #[inline(always)]
     fn four(&mut self, x: [u8; 4]) {
@@ -387,7 +379,7 @@ fn put_short_kv(b: &mut Vec<u8>, field: u32, key: &[u8], value: &Value) -> bool 
     };
     let mut st = Stage::new();
     let body = 2 + key.len() + 2 + any_len;
-    st.head([
+    st.four([
         ((field as u8) << 3) | LEN as u8,
         body as u8,
         (1 << 3) | LEN as u8,
