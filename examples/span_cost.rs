@@ -1,7 +1,7 @@
 //! Cost of one LLM-call span, pipeline by pipeline.
 //!
 //! ```text
-//! cargo run --release --example span_cost -- PIPELINE N [agent-tree]
+//! cargo run --release --example span_cost -- PIPELINE N [agent-tree | content-KIB]
 //! ```
 //!
 //! PIPELINE is `none`, `registry`, `tracing-llm`, `tracing-llm-unsampled`,
@@ -20,7 +20,10 @@
 //! for tracing-llm how many spans the application's thread helped export
 //! (`Stats::helped`). With `agent-tree` each iteration is an agent span
 //! with three children (retrieval, generation, tool) instead: N trees, 4·N
-//! spans. With
+//! spans. With `content-KIB` (`content-4`, say) each span is a generation
+//! whose prompt and completion are KIB KiB of chat text each (the
+//! benchmark's prompt repeated, one per line), to measure the cost of
+//! large content. With
 //! `SPAN_COST_THREADS=K`, K application threads each make N, at once. With
 //! `SPAN_COST_SETTINGS` (comma-separated `no-activation`,
 //! `no-code-location`, `no-content`, `no-scrubbing`), the tracing-llm
@@ -41,14 +44,14 @@ fn main() {
     let usage = || {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
         eprintln!(
-            "usage: span_cost PIPELINE N [agent-tree]\n  PIPELINE: {}",
+            "usage: span_cost PIPELINE N [agent-tree | content-KIB]\n  PIPELINE: {}",
             names.join(" | ")
         );
         std::process::exit(2);
     };
     if args.len() == 1 {
         // Run as a test would: a quick smoke run of the tracing-llm pipeline.
-        run(Kind::TracingLlm, 1_000, false);
+        run(Kind::TracingLlm, 1_000, &Shape::LlmCall);
         return;
     }
     let (Some(kind), Some(n)) = (
@@ -57,35 +60,60 @@ fn main() {
     ) else {
         return usage();
     };
-    let tree = match args.get(3).map(String::as_str) {
-        None => false,
-        Some("agent-tree") => true,
-        Some(_) => return usage(),
+    let shape = match args.get(3).map(String::as_str) {
+        None => Shape::LlmCall,
+        Some("agent-tree") => Shape::AgentTree,
+        Some(s) => match s
+            .strip_prefix("content-")
+            .and_then(|k| k.parse::<usize>().ok())
+        {
+            Some(kib) if kib > 0 => Shape::Content(pipelines::chat_text(kib * 1024)),
+            _ => return usage(),
+        },
     };
-    if tree && kind == Kind::OtelSdk {
-        eprintln!("span_cost: agent-tree is made with tracing; otel-sdk has no such shape");
+    if shape != Shape::LlmCall && kind == Kind::OtelSdk {
+        eprintln!("span_cost: otel-sdk makes only the LLM-call span");
         std::process::exit(2);
     }
-    run(kind, n, tree);
+    run(kind, n, &shape);
+}
+
+/// What each iteration of the loop makes.
+#[derive(PartialEq)]
+enum Shape {
+    /// One LLM-call span.
+    LlmCall,
+    /// An agent span with three children.
+    AgentTree,
+    /// One generation with this text as prompt and as completion.
+    Content(String),
 }
 
 /// The loop of one application thread; returns the thread's CPU seconds.
-fn produce(setup: &Setup, n: u64, tree: bool, scoped: bool) -> f64 {
+fn produce(setup: &Setup, n: u64, shape: &Shape, scoped: bool) -> f64 {
     let installed = if scoped { setup.install() } else { None };
-    if tree {
-        for _ in 0..n {
-            pipelines::agent_tree();
+    match shape {
+        Shape::LlmCall => {
+            for _ in 0..n {
+                setup.llm_call();
+            }
         }
-    } else {
-        for _ in 0..n {
-            setup.llm_call();
+        Shape::AgentTree => {
+            for _ in 0..n {
+                pipelines::agent_tree();
+            }
+        }
+        Shape::Content(text) => {
+            for _ in 0..n {
+                pipelines::big_generation(text);
+            }
         }
     }
     drop(installed);
     pipelines::cpu_secs().1
 }
 
-fn run(kind: Kind, n: u64, tree: bool) {
+fn run(kind: Kind, n: u64, shape: &Shape) {
     // `SPAN_COST_THREADS=K`: K application threads, N spans (or trees) each.
     let threads = std::env::var("SPAN_COST_THREADS")
         .ok()
@@ -95,7 +123,7 @@ fn run(kind: Kind, n: u64, tree: bool) {
     let setup = Setup::new(kind);
     let start = Instant::now();
     let app_cpu: f64 = if threads == 1 {
-        produce(&setup, n, tree, true)
+        produce(&setup, n, shape, true)
     } else {
         // Installed for the whole process, as applications do: a scoped
         // dispatcher is reference-counted by every span, a count all the
@@ -105,12 +133,12 @@ fn run(kind: Kind, n: u64, tree: bool) {
         }
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
-                .map(|_| scope.spawn(|| produce(&setup, n, tree, false)))
+                .map(|_| scope.spawn(|| produce(&setup, n, shape, false)))
                 .collect();
             workers.into_iter().map(|w| w.join().unwrap()).sum()
         })
     };
-    let n = threads * if tree { 4 * n } else { n };
+    let n = threads * if *shape == Shape::AgentTree { 4 * n } else { n };
     let elapsed = start.elapsed();
     let rss = pipelines::peak_rss_kib();
     let stats = setup.stats();

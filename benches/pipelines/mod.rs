@@ -377,6 +377,24 @@ pub fn big_generation(content: &str) {
     let _e = span.enter();
 }
 
+/// `len` bytes of chat text: the LLM-call span's prompt, one per line,
+/// cut at a character boundary. Unlike a run of one letter it holds what
+/// the export path looks for: characters JSON escapes (newlines, quotes)
+/// and letters that can start a credential.
+pub fn chat_text(len: usize) -> String {
+    let mut text = String::with_capacity(len + PROMPT.len() + 1);
+    while text.len() < len {
+        text.push_str(PROMPT);
+        text.push('\n');
+    }
+    let mut end = len;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
+}
+
 /// Peak resident set size of this process, in KiB (Linux).
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
