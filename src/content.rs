@@ -259,8 +259,8 @@ impl ContentPolicy {
 }
 
 /// Appends `s` as a quoted JSON string. Text is scanned for the next
-/// quote, backslash or control character 16 bytes at a time and copied in
-/// runs between them.
+/// quote, backslash or control character a block at a time (`scan`) and
+/// copied in runs between them.
 pub(crate) fn escape_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
@@ -297,27 +297,8 @@ pub(crate) fn escape_json_str(out: &mut String, s: &str) {
 pub(crate) struct JsonSpecial;
 
 impl crate::scan::ByteSet for JsonSpecial {
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn hits(v: std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i {
-        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_min_epu8, _mm_or_si128, _mm_set1_epi8};
-        // SAFETY: SSE2 is part of the x86_64 baseline.
-        unsafe {
-            // A byte is below 0x20 exactly when min(byte, 0x1f) is the byte.
-            _mm_or_si128(
-                _mm_or_si128(
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
-                ),
-                _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v),
-            )
-        }
-    }
-
-    #[inline(always)]
-    fn has(b: u8) -> bool {
-        b < 0x20 || b == b'"' || b == b'\\'
-    }
+    const EQUAL: &'static [u8] = b"\"\\";
+    const BELOW: u8 = 0x20;
 }
 
 /// The index of the first byte at or after `from` that JSON needs escaped,

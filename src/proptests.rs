@@ -118,6 +118,37 @@ proptest! {
         prop_assert_eq!(fast, expected);
     }
 
+    /// Long runs without a member, as in real text: the 32-byte blocks,
+    /// the 16-byte ones and the portable loop each find what a plain search
+    /// finds, around every block edge and the final partial block.
+    #[test]
+    fn every_scan_finds_sparse_members_in_long_text(
+        bytes in proptest::collection::vec(proptest::prop_oneof![
+            60 => 0x20u8..0x7f,
+            1 => proptest::prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, Just(b'-'), Just(b'J'), Just(b'_'), Just(b'A'), Just(b'B')],
+            2 => 0x80u8..=0xff,
+        ], 0..400),
+        from in 0usize..400,
+    ) {
+        fn check<S: crate::scan::ByteSet>(bytes: &[u8], from: usize) -> Result<(), TestCaseError> {
+            let expected = (from..bytes.len()).find(|&i| S::has(bytes[i])).unwrap_or(bytes.len());
+            prop_assert_eq!(crate::scan::next::<S>(bytes, from), expected);
+            prop_assert_eq!(crate::scan::next_portable::<S>(bytes, from), expected);
+            #[cfg(target_arch = "x86_64")]
+            {
+                prop_assert_eq!(crate::scan::next_sse2::<S>(bytes, from), expected);
+                if bytes.len() >= from + 32 && std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the processor has AVX2.
+                    prop_assert_eq!(unsafe { crate::scan::next_avx2::<S>(bytes, from) }, expected);
+                }
+            }
+            Ok(())
+        }
+        let from = from.min(bytes.len());
+        check::<crate::content::JsonSpecial>(&bytes, from)?;
+        check::<crate::scrub::Trigger>(&bytes, from)?;
+    }
+
     #[test]
     fn any_json_input_converts_to_schema_shape(v in json_value()) {
         let raw = v.to_string();

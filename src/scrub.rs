@@ -368,27 +368,8 @@ fn push_redacted(out: &mut String, s: &str, copied: usize, start: usize) {
 pub(crate) struct Trigger;
 
 impl crate::scan::ByteSet for Trigger {
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn hits(v: std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i {
-        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_or_si128, _mm_set1_epi8};
-        // SAFETY: SSE2 is part of the x86_64 baseline.
-        unsafe {
-            let is = |t: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(t as i8));
-            _mm_or_si128(
-                _mm_or_si128(
-                    _mm_or_si128(is(b'-'), is(b'J')),
-                    _mm_or_si128(is(b'_'), is(b'A')),
-                ),
-                is(b'B'),
-            )
-        }
-    }
-
-    #[inline(always)]
-    fn has(b: u8) -> bool {
-        matches!(b, b'-' | b'J' | b'_' | b'A' | b'B')
-    }
+    const EQUAL: &'static [u8] = b"-J_AB";
+    const BELOW: u8 = 0;
 }
 
 /// The index of the first trigger byte at or after `from`, or `bytes.len()`:
