@@ -285,54 +285,57 @@ fn run(s: &[u8], pred: impl Fn(u8) -> bool) -> usize {
 
 /// The length of a credential starting at `s[0]`, if one does.
 fn credential_at(s: &[u8]) -> Option<usize> {
-    let starts = |p: &[u8]| s.len() >= p.len() && &s[..p.len()] == p;
-    // OpenAI and Anthropic keys: sk-…, sk-proj-…, sk-ant-…
-    if starts(b"sk-") {
-        let n = run(&s[3..], token_char);
-        return (n >= 20).then_some(3 + n);
-    }
-    // AWS access key ids.
-    if starts(b"AKIA") || starts(b"ASIA") {
-        let n = run(&s[4..], |b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        return (n >= 16).then_some(4 + 16);
-    }
-    // Google API keys.
-    if starts(b"AIza") {
-        let n = run(&s[4..], token_char);
-        return (n >= 30).then_some(4 + n);
-    }
-    // GitHub tokens.
-    if starts(b"ghp_") || starts(b"gho_") || starts(b"ghs_") || starts(b"github_pat_") {
-        let p = if starts(b"github_pat_") { 11 } else { 4 };
-        let n = run(&s[p..], token_char);
-        return (n >= 20).then_some(p + n);
-    }
-    // Slack tokens.
-    if starts(b"xoxb-") || starts(b"xoxp-") || starts(b"xoxa-") || starts(b"xoxs-") {
-        let n = run(&s[5..], token_char);
-        return (n >= 10).then_some(5 + n);
-    }
-    // Bearer tokens: the scheme is kept, the token withheld.
-    if starts(b"Bearer ") {
-        let n = run(&s[7..], |b| {
-            token_char(b) || matches!(b, b'.' | b'~' | b'+' | b'/' | b'=')
-        });
-        return (n >= 8).then_some(7 + n);
-    }
-    // JWTs: three base64url segments, the first a JSON header.
-    if starts(b"eyJ") {
-        let a = run(s, token_char);
-        if a >= 10 && s.get(a) == Some(&b'.') {
-            let b = run(&s[a + 1..], token_char);
-            if b >= 10 && s.get(a + 1 + b) == Some(&b'.') {
-                let c = run(&s[a + 2 + b..], token_char);
-                if c >= 10 {
-                    return Some(a + 2 + b + c);
-                }
-            }
+    let starts = |p: &[u8]| s.starts_with(p);
+    // One test of the first byte picks the kind to check.
+    match *s.first()? {
+        // OpenAI and Anthropic keys: sk-…, sk-proj-…, sk-ant-…
+        b's' if starts(b"sk-") => {
+            let n = run(&s[3..], token_char);
+            (n >= 20).then_some(3 + n)
         }
+        // AWS access key ids.
+        b'A' if starts(b"AKIA") || starts(b"ASIA") => {
+            let n = run(&s[4..], |b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            (n >= 16).then_some(4 + 16)
+        }
+        // Google API keys.
+        b'A' if starts(b"AIza") => {
+            let n = run(&s[4..], token_char);
+            (n >= 30).then_some(4 + n)
+        }
+        // GitHub tokens.
+        b'g' if starts(b"ghp_") || starts(b"gho_") || starts(b"ghs_") || starts(b"github_pat_") => {
+            let p = if starts(b"github_pat_") { 11 } else { 4 };
+            let n = run(&s[p..], token_char);
+            (n >= 20).then_some(p + n)
+        }
+        // Slack tokens.
+        b'x' if starts(b"xoxb-") || starts(b"xoxp-") || starts(b"xoxa-") || starts(b"xoxs-") => {
+            let n = run(&s[5..], token_char);
+            (n >= 10).then_some(5 + n)
+        }
+        // Bearer tokens: the scheme is kept, the token withheld.
+        b'B' if starts(b"Bearer ") => {
+            let n = run(&s[7..], |b| {
+                token_char(b) || matches!(b, b'.' | b'~' | b'+' | b'/' | b'=')
+            });
+            (n >= 8).then_some(7 + n)
+        }
+        // JWTs: three base64url segments, the first a JSON header.
+        b'e' if starts(b"eyJ") => {
+            let a = run(s, token_char);
+            if a < 10 || s.get(a) != Some(&b'.') {
+                return None;
+            }
+            let b = run(&s[a + 1..], token_char);
+            if b < 10 || s.get(a + 1 + b) != Some(&b'.') {
+                return None;
+            }
+            let c = run(&s[a + 2 + b..], token_char);
+            (c >= 10).then_some(a + 2 + b + c)
+        }
+        _ => None,
     }
-    None
 }
 
 // Bytes that reveal a credential nearby: `-` (sk-, xoxb-), `J` (eyJ),
@@ -347,7 +350,10 @@ fn candidate_start(bytes: &[u8], i: usize) -> Option<usize> {
         b'J' if i >= 2 && at(i - 2, b"ey") => i - 2,
         b'_' if i >= 3 && at(i - 3, b"gh") => i - 3,
         b'_' if i >= 10 && at(i - 10, b"github_pat") => i - 10,
-        b'A' | b'B' => i,
+        // Capitals are common in text: only where a key or a bearer token
+        // could begin (AKIA, ASIA, AIza; Bearer).
+        b'A' if matches!(bytes.get(i + 1), Some(b'K' | b'S' | b'I')) => i,
+        b'B' if at(i, b"Bearer ") => i,
         _ => return None,
     };
     // A credential starts a word: not in the middle of one.
@@ -495,6 +501,13 @@ pub(crate) mod tests {
                 "jwt [REDACTED] end",
             ),
             ("gh ghp_abcdefghijklmnopqrstuvwxyz0123 x", "gh [REDACTED] x"),
+            ("o gho_abcdefghijklmnopqrstuvwxyz0123", "o [REDACTED]"),
+            ("s ghs_abcdefghijklmnopqrstuvwxyz0123.", "s [REDACTED]."),
+            ("pat github_pat_11ABCDEFG0abcdefghijklmnopqrstuvwxyz x", "pat [REDACTED] x"),
+            ("sts ASIAIOSFODNN7EXAMPLE", "sts [REDACTED]"),
+            ("(xoxp-1234567890-abc)", "([REDACTED])"),
+            ("xoxa-1234567890 xoxs-0987654321", "[REDACTED] [REDACTED]"),
+            ("\"Bearer eyJhbGciOi.abc\"", "\"Bearer [REDACTED]\""),
         ];
         for (input, expected) in cases {
             assert_eq!(scrub_str(input).as_deref(), Some(expected), "{input}");
