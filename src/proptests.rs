@@ -149,6 +149,18 @@ proptest! {
         check::<crate::scrub::Trigger>(&bytes, from)?;
     }
 
+    /// The crate's JSON writer writes exactly what `serde_json` writes.
+    #[test]
+    fn the_json_writer_matches_serde_json(
+        v in json_value(),
+        text in "(?s)[\\x00-\\x7f]{0,150}|.{0,150}",
+        n in any::<u64>(),
+    ) {
+        for value in [v.clone(), Value::String(text.clone()), Value::from(n), serde_json::json!({text.clone(): [v, text, n]})] {
+            prop_assert_eq!(crate::content::to_json(&value), serde_json::to_string(&value).unwrap());
+        }
+    }
+
     #[test]
     fn any_json_input_converts_to_schema_shape(v in json_value()) {
         let raw = v.to_string();
