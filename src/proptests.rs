@@ -118,8 +118,8 @@ proptest! {
         prop_assert_eq!(fast, expected);
     }
 
-    /// Long runs without a member, as in real text: the 32-byte blocks,
-    /// the 16-byte ones and the portable loop each find what a plain search
+    /// Long runs without a member, as in real text: the AVX2 blocks (64
+    /// bytes per turn, then 32), the 16-byte ones and the portable loop each find what a plain search
     /// finds, around every block edge and the final partial block.
     #[test]
     fn every_scan_finds_sparse_members_in_long_text(

@@ -3,9 +3,9 @@
 //! credential (`scrub`).
 //!
 //! On x86_64 text is tested 16 bytes at a time with SSE2 (part of its
-//! baseline, so always there), and 32 at a time with AVX2 where the
-//! processor has it (detected once, at run time) and at least [`WIDE`]
-//! bytes remain: prompts and documents of several kilobytes are searched
+//! baseline, so always there), and 64 at a time (two 32-byte AVX2 blocks
+//! tested together) where the processor has AVX2 (detected once, at run
+//! time) and at least [`WIDE`] bytes remain: prompts and documents of several kilobytes are searched
 //! twice on the export path (for credentials, then for characters to
 //! escape), and the wider blocks take about half the instructions.
 //! Elsewhere a branch-free loop the compiler vectorizes does the work.
@@ -27,7 +27,7 @@ pub(crate) trait ByteSet {
     }
 }
 
-/// The least number of remaining bytes searched with 32-byte blocks; fewer
+/// The least number of remaining bytes searched with AVX2 blocks; fewer
 /// are not worth a look at the processor's features.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const WIDE: usize = 64;
