@@ -53,6 +53,10 @@ pub(crate) struct FieldPlan {
     /// A field is named like a secret under the built-in list: its value is
     /// withheld on export (see `Scrubber::builtin_keys`).
     pub(crate) secret_named: bool,
+    /// `code.function.name`: the span's name qualified by its module
+    /// (`my_app::chat::ask` for an `#[instrument]` function `ask`), made once
+    /// per callsite; `None` for events and the crate's own helper spans.
+    pub(crate) function: Option<&'static str>,
 }
 
 /// Targets of the crates the exporter runs on. Their spans and events are
@@ -118,6 +122,7 @@ impl FieldPlan {
             secret_named,
             ignored: is_export_path(meta.target()),
             llm,
+            function: function_name(meta),
         }
     }
 
@@ -125,6 +130,21 @@ impl FieldPlan {
     pub(crate) fn role(&self, field: &Field) -> Role {
         self.roles.get(field.index()).copied().unwrap_or(Role::Attr)
     }
+}
+
+/// A span callsite's `code.function.name`: the conventions (since v1.33) ask
+/// for the fully qualified name, so the module path leads (what the
+/// deprecated `code.namespace` held). Called once per callsite; the string
+/// lives as long as the callsite.
+fn function_name(meta: &Metadata<'_>) -> Option<&'static str> {
+    if !meta.is_span() || meta.target().starts_with("tracing_llm") {
+        return None;
+    }
+    let name = match meta.module_path() {
+        Some(module) if !module.is_empty() => format!("{module}::{}", meta.name()),
+        _ => meta.name().to_owned(),
+    };
+    Some(Box::leak(name.into_boxed_str()))
 }
 
 /// The value is copied raw into the record, decoded on the export thread.
@@ -234,18 +254,12 @@ pub(crate) struct SpanMeta {
     pub(crate) kind_set: bool,
     /// `error.type` from a recorded error.
     pub(crate) error_type: Option<String>,
-    /// The Rust function (`#[instrument]`) or span name, kept as
-    /// `code.function.name` when the span is renamed; `None` for the crate's
-    /// own helper spans.
-    pub(crate) function: Option<&'static str>,
 }
 
 impl SpanMeta {
     pub(crate) fn new(meta: &'static Metadata<'static>) -> SpanMeta {
-        let name = meta.name();
-        let function = (!meta.target().starts_with("tracing_llm")).then_some(name);
         SpanMeta {
-            name: Cow::Borrowed(name),
+            name: Cow::Borrowed(meta.name()),
             kind: SpanKind::Internal,
             code: None,
             description: None,
@@ -253,7 +267,6 @@ impl SpanMeta {
             name_set: false,
             kind_set: false,
             error_type: None,
-            function,
         }
     }
 

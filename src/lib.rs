@@ -105,7 +105,7 @@
 //! support`), with kind CLIENT for model calls and retrieval and INTERNAL for
 //! tools, in-process agents and workflows, unless `otel.name` / `otel.kind`
 //! say otherwise; the `#[instrument]` function's name stays as
-//! `code.function.name`. A failed LLM span gets `error.type` (`llm.error.type`,
+//! `code.function.name` (`my_app::chat::ask`). A failed LLM span gets `error.type` (`llm.error.type`,
 //! the error's type from [`SpanExt::record_error`], or `_OTHER`).
 //!
 //! A value that cannot be mapped safely (a NaN or negative token count, a
@@ -177,7 +177,7 @@
 //! | an event inside the span | span event named by its message, with its fields, `level` and `target` |
 //! | an `ERROR` event, `#[instrument(err)]` | status Error and an `exception` event with `exception.message` |
 //! | `span.follows_from(other)` | a span link |
-//! | callsite | `code.file.path`, `code.line.number`, `code.namespace` |
+//! | callsite | `code.file.path`, `code.line.number`, `code.function.name` (`my_app::chat::ask`: the span's name after its module path) |
 //!
 //! [`SpanExt`] adds what fields cannot say: a remote parent (W3C `traceparent`),
 //! the span's trace id and propagation headers, attributes and status set later,

@@ -269,7 +269,10 @@ impl Pipeline {
     }
 
     /// Whether spans carry `code.file.path`, `code.line.number` and
-    /// `code.namespace`. By default, `true`.
+    /// `code.function.name` (the span's name after its module path, the
+    /// fully qualified function of an `#[instrument]` span). By default,
+    /// `true`. Without them, a span the GenAI mapping renames (`chat
+    /// gpt-4o`) still keeps `code.function.name`, so its own name is not lost.
     pub fn with_code_location(mut self, enabled: bool) -> Self {
         self.no_code_location = !enabled;
         self

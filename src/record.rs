@@ -299,7 +299,7 @@ impl Record {
         let mut attrs = std::mem::take(&mut self.attrs);
         attrs.reserve(self.raw.len() + 3 + if self.plan.llm { GENAI_ATTRS } else { 0 });
         if self.code_location {
-            push_code_location(&mut attrs, self.callsite);
+            push_code_location(&mut attrs, self.callsite, self.plan.function);
         }
         let mut genai = GenAi::default();
         for raw in &self.raw {
@@ -349,7 +349,11 @@ fn floor_char_boundary(s: &str, mut at: usize) -> usize {
     at
 }
 
-fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static>) {
+fn push_code_location(
+    attrs: &mut Vec<KeyValue>,
+    meta: &'static Metadata<'static>,
+    function: Option<&'static str>,
+) {
     if let Some(file) = meta.file() {
         attrs.push(KeyValue::new(
             Key::from_static_str(semconv::CODE_FILE_PATH),
@@ -362,10 +366,10 @@ fn push_code_location(attrs: &mut Vec<KeyValue>, meta: &'static Metadata<'static
             Value::I64(i64::from(line)),
         ));
     }
-    if let Some(module) = meta.module_path() {
+    if let Some(function) = function {
         attrs.push(KeyValue::new(
-            Key::from_static_str(semconv::CODE_NAMESPACE),
-            StringValue::from(module),
+            Key::from_static_str(semconv::CODE_FUNCTION_NAME),
+            StringValue::from(function),
         ));
     }
 }

@@ -24,8 +24,10 @@ pub const EXCEPTION_TYPE: &str = "exception.type";
 pub const CODE_FILE_PATH: &str = "code.file.path";
 /// Line of the span's callsite.
 pub const CODE_LINE_NUMBER: &str = "code.line.number";
-/// Module path (`tracing` target) of the span's callsite.
-pub const CODE_NAMESPACE: &str = "code.namespace";
+/// The span's name qualified by its module path: the Rust function of an
+/// `#[instrument]` span (`my_app::chat::ask`). Stable since v1.33, where it
+/// replaced `code.namespace` and `code.function`.
+pub const CODE_FUNCTION_NAME: &str = "code.function.name";
 
 /// Level of a `tracing` event, on its span event (`INFO`, `ERROR`, …).
 pub const EVENT_LEVEL: &str = "level";
@@ -144,8 +146,6 @@ pub const GEN_AI_EVALUATION_EXPLANATION: &str = "gen_ai.evaluation.explanation";
 pub const ERROR_TYPE: &str = "error.type";
 /// The `error.type` fallback when no class is known.
 pub const ERROR_TYPE_OTHER: &str = "_OTHER";
-/// The Rust function (or span) name of a renamed GenAI span.
-pub const CODE_FUNCTION_NAME: &str = "code.function.name";
 /// End-user id.
 pub const USER_ID: &str = "user.id";
 /// Session id.

@@ -64,7 +64,13 @@ fn chat_from_instrument_fields(t: Transport) {
     assert_eq!(text(&s, GEN_AI_REQUEST_MODEL), "gpt-4o");
     assert_eq!(text(&s, GEN_AI_RESPONSE_MODEL), "gpt-4o-2024-08-06");
     assert_eq!(text(&s, GEN_AI_RESPONSE_ID), "chatcmpl-123");
-    assert_eq!(text(&s, CODE_FUNCTION_NAME), "ask_model");
+    assert_eq!(text(&s, CODE_FUNCTION_NAME), "genai::ask_model");
+    let named = s
+        .span
+        .attributes
+        .iter()
+        .filter(|kv| kv.key == CODE_FUNCTION_NAME);
+    assert_eq!(named.count(), 1, "the function is named once");
     assert_eq!(double(&s, GEN_AI_REQUEST_TEMPERATURE), 0.2);
     assert_eq!(
         double(&s, GEN_AI_REQUEST_TOP_P),
@@ -384,6 +390,30 @@ fn feedback_on_open_span_and_by_span_ref_after_close() {
 }
 
 #[test]
+fn code_location_off_keeps_only_the_renamed_function() {
+    let (rx, p) = grpc();
+    run(p.with_code_location(false), |_| {
+        ask_model("What is the capital of France?");
+        info_span!("plain").in_scope(|| {});
+    });
+    wait(&rx, 2);
+    let s = rx.span("chat gpt-4o");
+    assert_eq!(text(&s, CODE_FUNCTION_NAME), "genai::ask_model");
+    let plain = rx.span("plain");
+    for span in [&s, &plain] {
+        let code: Vec<&str> = span
+            .span
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .filter(|k| k.starts_with("code.") && *k != CODE_FUNCTION_NAME)
+            .collect();
+        assert!(code.is_empty(), "no code location asked for: {code:?}");
+    }
+    assert!(plain.attr(CODE_FUNCTION_NAME).is_none());
+}
+
+#[test]
 fn llm_span_macro_maps_like_instrument() {
     let (rx, p) = grpc();
     run(p, |_| {
@@ -401,6 +431,6 @@ fn llm_span_macro_maps_like_instrument() {
     let s = rx.span("chat claude-sonnet-4");
     assert_eq!(text(&s, GEN_AI_PROVIDER_NAME), "anthropic");
     assert_eq!(int(&s, GEN_AI_USAGE_INPUT_TOKENS), 12);
-    assert_eq!(text(&s, CODE_FUNCTION_NAME), "answer");
+    assert_eq!(text(&s, CODE_FUNCTION_NAME), "genai::answer");
     assert_eq!(s.str_attr("team"), Some("support"));
 }

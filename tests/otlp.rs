@@ -120,6 +120,10 @@ fn attribute_types(t: Transport) {
         .str_attr(semconv::CODE_FILE_PATH)
         .is_some_and(|f| f.ends_with("otlp.rs")));
     assert!(matches!(s.attr(semconv::CODE_LINE_NUMBER), Some(Value::IntValue(n)) if *n > 0));
+    // Stable code attributes (v1.33+): the module path leads the function
+    // name, and the deprecated `code.namespace` is not sent.
+    assert_eq!(s.str_attr(semconv::CODE_FUNCTION_NAME), Some("otlp::typed"));
+    assert!(s.attr("code.namespace").is_none());
     assert_eq!(s.span.kind, SpanKind::Internal as i32);
 }
 

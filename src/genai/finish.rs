@@ -117,7 +117,9 @@ pub(crate) fn finish(rec: &mut Record, g: &mut GenAi<'_>, policy: &ContentPolicy
 
     if !rec.meta.name_set {
         rec.meta.name = span_name(op.as_str(), g);
-        if let Some(function) = rec.meta.function {
+        // The name the span had stays findable; with the code location on,
+        // `code.function.name` is there already.
+        if let Some(function) = rec.plan.function.filter(|_| !rec.code_location) {
             rec.attrs.push(KeyValue::new(
                 Key::from_static_str(sc::CODE_FUNCTION_NAME),
                 StringValue::from(function),
