@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use opentelemetry::trace::{SpanKind, Status};
@@ -57,6 +58,12 @@ pub(crate) struct FieldPlan {
     /// (`my_app::chat::ask` for an `#[instrument]` function `ask`), made once
     /// per callsite; `None` for events and the crate's own helper spans.
     pub(crate) function: Option<&'static str>,
+    /// An unsampled span of this callsite was made sampled by a new parent
+    /// ([`SpanExt::set_parent`](crate::SpanExt::set_parent) and the like,
+    /// typically inside an `#[instrument]` request handler). From then on
+    /// the callsite's unsampled spans keep the values given at creation, so
+    /// that the next ones promoted are exported whole.
+    promoted: AtomicBool,
 }
 
 /// Targets of the crates the exporter runs on. Their spans and events are
@@ -123,6 +130,20 @@ impl FieldPlan {
             ignored: is_export_path(meta.target()),
             llm,
             function: function_name(meta),
+            promoted: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether an unsampled span of this callsite has been promoted.
+    #[inline]
+    pub(crate) fn promoted(&self) -> bool {
+        self.promoted.load(Ordering::Relaxed)
+    }
+
+    /// Notes that an unsampled span of this callsite was promoted.
+    pub(crate) fn mark_promoted(&self) {
+        if !self.promoted() {
+            self.promoted.store(true, Ordering::Relaxed);
         }
     }
 

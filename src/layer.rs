@@ -68,28 +68,33 @@ pub(crate) fn flags(sampled: bool) -> TraceFlags {
     }
 }
 
-/// The layer's state of one span, kept in the registry's extensions.
+/// The layer's state of one span, kept in the layer's span table.
 ///
 /// Unsampled spans keep only their identity, so children find their trace
-/// and headers still propagate, and nothing else is spent on them.
+/// and headers still propagate, and nothing else is spent on them; except
+/// the spans of a callsite whose unsampled spans have been made sampled by
+/// a new parent ([`FieldPlan::promoted`]): those keep their values in a
+/// record too, unexported unless they become sampled.
 #[derive(Debug)]
 pub(crate) enum SpanState {
     Unsampled(SpanCx),
-    Sampled(Box<Record>),
+    /// Values kept: a sampled span, or an unsampled one of a promoted
+    /// callsite (its `cx.sampled` says which).
+    Recorded(Box<Record>),
 }
 
 impl SpanState {
     pub(crate) fn cx(&self) -> &SpanCx {
         match self {
             SpanState::Unsampled(cx) => cx,
-            SpanState::Sampled(rec) => &rec.cx,
+            SpanState::Recorded(rec) => &rec.cx,
         }
     }
 
     fn cx_mut(&mut self) -> &mut SpanCx {
         match self {
             SpanState::Unsampled(cx) => cx,
-            SpanState::Sampled(rec) => &mut rec.cx,
+            SpanState::Recorded(rec) => &mut rec.cx,
         }
     }
 }
@@ -171,7 +176,7 @@ impl ParentCx {
             remote: false,
             trace_state: cx.trace_state.clone(),
             inherited: match state {
-                SpanState::Sampled(rec) => rec.inherited.clone(),
+                SpanState::Recorded(rec) => rec.inherited.clone(),
                 SpanState::Unsampled(_) => None,
             },
         }
@@ -266,7 +271,7 @@ fn record_event(
     plan: &'static crate::fields::FieldPlan,
     meta: &'static Metadata<'static>,
 ) {
-    let SpanState::Sampled(rec) = state else {
+    let SpanState::Recorded(rec) = state else {
         return;
     };
     let mut visitor = EventVisitor {
@@ -325,6 +330,7 @@ impl<S> tracing_subscriber::Layer<S> for Layer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[inline]
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let shared = &*self.shared;
         if !shared.enabled || suppressed() {
@@ -371,7 +377,7 @@ where
         let mut parent = parent;
         let inherited = parent.as_mut().and_then(|p| p.inherited.take());
         let cx = shared.new_cx(parent);
-        let state = if shared.records(&cx) {
+        let state = if shared.records(&cx) || (shared.sink.is_some() && plan.promoted()) {
             let mut rec = shared.pool.get(cx, plan, meta, shared.code_location);
             rec.inherited = inherited;
             attrs.record(&mut SpanVisitor::new(
@@ -380,17 +386,18 @@ where
                 false,
                 shared.policy.capture.any(),
             ));
-            SpanState::Sampled(rec)
+            SpanState::Recorded(rec)
         } else {
             SpanState::Unsampled(cx)
         };
         shared.spans.insert(id, state);
     }
 
+    #[inline]
     fn on_record(&self, id: &Id, values: &Values<'_>, _ctx: Context<'_, S>) {
         let content = self.shared.policy.capture.any();
         self.shared.spans.with(id, |state| {
-            if let SpanState::Sampled(rec) = state {
+            if let SpanState::Recorded(rec) = state {
                 values.record(&mut SpanVisitor::new(rec.plan, rec, true, content));
             }
         });
@@ -409,7 +416,7 @@ where
             target.trace_state,
         );
         self.shared.spans.with(id, |state| {
-            if let SpanState::Sampled(rec) = state {
+            if let SpanState::Recorded(rec) = state {
                 rec.links.push(Link::with_context(sc));
             }
         });
@@ -442,6 +449,7 @@ where
             }
         }
     }
+    #[inline]
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
         if !self.shared.context_activation || !self.shared.enabled {
             return;
@@ -474,6 +482,7 @@ where
         active::push(id.into_u64(), otel.map(OtelContext::attach));
     }
 
+    #[inline]
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         if !self.shared.context_activation || !self.shared.enabled {
             return;
@@ -483,9 +492,15 @@ where
         drop(active::pop(id.into_u64()));
     }
 
+    #[inline]
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
         let state = self.shared.spans.remove(&id);
-        if let (Some(SpanState::Sampled(mut rec)), Some(sink)) = (state, &self.shared.sink) {
+        if let (Some(SpanState::Recorded(mut rec)), Some(sink)) = (state, &self.shared.sink) {
+            if !rec.cx.sampled {
+                // Kept in case a new parent made it sampled; none did.
+                crate::record::keep_here(rec);
+                return;
+            }
             rec.end = SystemTime::now();
             // Freed on the thread that allocated it: the allocator reuses
             // it, still in cache, for the next span's context.

@@ -45,8 +45,17 @@ pub trait SpanExt {
     /// trace, and takes its sampling decision when the sampler is parent-based.
     ///
     /// Call it before creating children: children made earlier keep the old trace.
-    /// A span that was not sampled and becomes sampled keeps its name and the
-    /// fields recorded from now on; the fields given at creation were not kept.
+    ///
+    /// An unsampled span keeps only its identity, so when a sampled parent
+    /// makes it sampled (a request handler under a ratio sampler, called by
+    /// a sampled client) the fields given at its creation are gone: that
+    /// first span has its name and the fields recorded from then on. From
+    /// then on the unsampled spans of the same callsite keep their values
+    /// until they close, in case a new parent makes them sampled too: the
+    /// next ones are exported whole. Callsites whose spans never change
+    /// sampling keep the unsampled fast path. To have even the first span
+    /// whole, attach the caller's context before the span is made (see the
+    /// README's migration notes): the span is then sampled when it is made.
     fn set_parent(&self, cx: &OtelContext);
 
     /// [`set_parent`](SpanExt::set_parent) from a W3C `traceparent` header value.
@@ -175,7 +184,7 @@ fn with_state(
 
 fn with_record(span: &tracing::Span, f: &mut dyn FnMut(&mut Record)) {
     with_state(span, &mut |state, _, _| {
-        if let SpanState::Sampled(rec) = state {
+        if let SpanState::Recorded(rec) = state {
             f(rec);
         }
     });
@@ -207,15 +216,18 @@ impl SpanExt for tracing::Span {
             let mut cx = shared.new_cx(Some(parent));
             cx.span_id = span_id;
             match state {
-                SpanState::Sampled(rec) if shared.records(&cx) => rec.cx = cx,
-                SpanState::Sampled(_) => *state = SpanState::Unsampled(cx),
+                // Kept while it may still be made sampled (see `promoted`).
+                SpanState::Recorded(rec) if shared.records(&cx) || rec.plan.promoted() => {
+                    rec.cx = cx
+                }
+                SpanState::Recorded(_) => *state = SpanState::Unsampled(cx),
                 SpanState::Unsampled(_) if shared.records(&cx) => {
-                    *state = SpanState::Sampled(shared.pool.get(
-                        cx,
-                        crate::fields::plan_for(meta),
-                        meta,
-                        shared.code_location,
-                    ))
+                    // Its values given at creation are gone; the callsite's
+                    // next unsampled spans keep theirs for this.
+                    let plan = crate::fields::plan_for(meta);
+                    plan.mark_promoted();
+                    *state =
+                        SpanState::Recorded(shared.pool.get(cx, plan, meta, shared.code_location))
                 }
                 SpanState::Unsampled(old) => *old = cx,
             }
@@ -474,7 +486,7 @@ impl SpanExt for tracing::Span {
 fn set_llm(span: &tracing::Span, key: LlmKey, field: &'static str, value: FieldValue<'_>) {
     let mut value = Some(value);
     with_state(span, &mut |state, shared, _| {
-        if let (SpanState::Sampled(rec), Some(v)) = (state, value.take()) {
+        if let (SpanState::Recorded(rec), Some(v)) = (state, value.take()) {
             if shared.policy.capture.any() || !key.is_content() {
                 rec.push_llm(key, field, v);
             }

@@ -21,6 +21,7 @@ both_transports!(
     explicit_and_root_parents,
     otel_api_span_sees_a_remote_parent_set_inside_instrument,
     unsampled_children_keep_their_trace_active,
+    promoted_callsites_keep_the_values_given_at_creation,
 );
 
 #[instrument]
@@ -297,4 +298,74 @@ fn unsampled_children_keep_their_trace_active(t: Transport) {
     let child = rx.span("child");
     assert_eq!(child.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(rx.span("api-in-promoted").is_child_of(&child));
+}
+
+/// A request handler that continues the caller's trace. Whether a callsite
+/// has been promoted is kept for the life of the process, so each transport's
+/// test has a callsite of its own.
+macro_rules! chat_handler {
+    ($name:ident) => {
+        #[instrument(
+                    name = "handle_chat",
+                    skip(traceparent, question),
+                    fields(route = "/chat", llm.model = "gpt-4o", llm.prompt = question)
+                )]
+        fn $name(traceparent: &str, question: &str) {
+            tracing::Span::current()
+                .set_parent_from_traceparent(traceparent)
+                .unwrap();
+        }
+    };
+}
+chat_handler!(handle_chat_grpc);
+chat_handler!(handle_chat_http);
+
+/// Unsampled root spans made sampled by a sampled remote parent, as a
+/// request handler under a ratio sampler does: the first one of a callsite
+/// has only its name (its values were not kept), the next ones are whole.
+fn promoted_callsites_keep_the_values_given_at_creation(t: Transport) {
+    let rx = receiver(t);
+    let p = pipeline(t, &rx).with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+    let handle_chat = match t {
+        Transport::Grpc => handle_chat_grpc,
+        Transport::Http => handle_chat_http,
+    };
+    run(p, |_| {
+        for trace in 1..=3u128 {
+            let traceparent = format!("00-{trace:032x}-00f067aa0ba902b7-01");
+            handle_chat(&traceparent, "What is the capital of France?");
+        }
+        // Kept in case it is promoted, but its new parent is unsampled.
+        handle_chat(
+            "00-0000000000000000000000000000000a-00f067aa0ba902b7-00",
+            "Not sampled",
+        );
+        for _ in 0..5 {
+            info_span!("never_promoted", route = "/health").in_scope(|| {});
+        }
+    });
+    rx.wait_for(3, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 3, "only the three promoted spans are exported");
+    let of_trace = |n: u128| {
+        let id = format!("{n:032x}");
+        spans
+            .iter()
+            .find(|s| s.trace_id() == id)
+            .unwrap_or_else(|| panic!("no span in trace {id}"))
+    };
+    let first = of_trace(1);
+    assert_eq!(first.name(), "handle_chat");
+    assert_eq!(first.str_attr("route"), None);
+    for n in [2, 3] {
+        let s = of_trace(n);
+        assert_eq!(s.name(), "chat gpt-4o");
+        assert_eq!(s.parent_id(), "00f067aa0ba902b7");
+        assert_eq!(s.str_attr("route"), Some("/chat"));
+        assert_eq!(s.str_attr("gen_ai.request.model"), Some("gpt-4o"));
+        assert!(s
+            .str_attr("gen_ai.input.messages")
+            .is_some_and(|m| m.contains("What is the capital of France?")));
+    }
 }
