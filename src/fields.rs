@@ -201,6 +201,7 @@ fn plans() -> &'static RwLock<PlanMap> {
 
 /// The plan of a callsite, compiled on first use. Plans live as long as the
 /// process, like the callsites they describe.
+#[inline]
 pub(crate) fn plan_for(meta: &'static Metadata<'static>) -> &'static FieldPlan {
     // Each thread keeps the plans it used last in a small direct-mapped
     // table: the shared map's lock is taken once per callsite and thread.

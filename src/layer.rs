@@ -47,6 +47,7 @@ pub(crate) struct SpanCx {
 }
 
 impl SpanCx {
+    #[inline]
     pub(crate) fn span_context(&self) -> SpanContext {
         let flags = flags(self.sampled);
         SpanContext::new(
@@ -119,6 +120,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Decides sampling and allocates the span's identity.
+    #[inline]
     pub(crate) fn new_cx(&self, parent: Option<ParentCx>) -> SpanCx {
         let (trace_id, parent_id, parent_remote, parent_sampled, trace_state) = match parent {
             Some(p) => (
@@ -149,6 +151,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(crate) fn records(&self, cx: &SpanCx) -> bool {
         cx.sampled && self.sink.is_some()
     }

@@ -87,6 +87,7 @@ fn seed() -> u64 {
 
 /// splitmix64: fast, well distributed, and never returns the same value twice
 /// in a row for one thread, which is all span ids need.
+#[inline]
 fn next_u64() -> u64 {
     RNG.with(|state| {
         let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -97,6 +98,7 @@ fn next_u64() -> u64 {
     })
 }
 
+#[inline]
 pub(crate) fn new_span_id() -> SpanId {
     loop {
         let v = next_u64();
@@ -106,6 +108,7 @@ pub(crate) fn new_span_id() -> SpanId {
     }
 }
 
+#[inline]
 pub(crate) fn new_trace_id() -> TraceId {
     loop {
         let v = ((next_u64() as u128) << 64) | next_u64() as u128;

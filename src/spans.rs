@@ -188,6 +188,7 @@ struct Held<'a> {
 }
 
 impl Drop for Held<'_> {
+    #[inline]
     fn drop(&mut self) {
         let bit = self.bit;
         HELD.with(|h| h.set(h.get() & !bit));
@@ -210,6 +211,7 @@ impl Spans {
     }
 
     /// Stores the state of a new span.
+    #[inline(always)]
     pub(crate) fn insert(&self, id: &Id, state: SpanState) {
         let key = id.into_u64();
         let old = match self.lock(key) {
@@ -229,6 +231,7 @@ impl Spans {
     }
 
     /// Takes the state of a closed span.
+    #[inline]
     pub(crate) fn remove(&self, id: &Id) -> Option<SpanState> {
         let key = id.into_u64();
         self.lock(key)?.map.remove(&key)
