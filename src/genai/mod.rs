@@ -244,6 +244,7 @@ pub(crate) const USAGE_KEYS: [&str; 5] = [
     sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
 ];
 
+#[inline]
 fn set_attr(attrs: &mut Vec<KeyValue>, key: &'static str, value: Value) {
     let key = Key::from_static_str(key);
     match attrs.iter_mut().find(|kv| kv.key == key) {

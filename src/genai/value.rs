@@ -39,6 +39,7 @@ impl<'a> FieldValue<'a> {
     }
 
     /// A non-negative whole count; anything else is not a token count.
+    #[inline]
     pub(super) fn count(&self) -> Option<i64> {
         match self {
             FieldValue::I64(v) if *v >= 0 => Some(*v),
@@ -96,6 +97,7 @@ impl<'a> FieldValue<'a> {
     }
 
     /// A shared copy of a short, low-cardinality value (names, models).
+    #[inline]
     pub(super) fn interned(self) -> StringValue {
         match self {
             FieldValue::Str(s) => intern(&s),
