@@ -306,10 +306,10 @@ fn unsampled_children_keep_their_trace_active(t: Transport) {
 macro_rules! chat_handler {
     ($name:ident) => {
         #[instrument(
-                    name = "handle_chat",
-                    skip(traceparent, question),
-                    fields(route = "/chat", llm.model = "gpt-4o", llm.prompt = question)
-                )]
+                            name = "handle_chat",
+                            skip(traceparent, question),
+                            fields(route = "/chat", llm.model = "gpt-4o", llm.prompt = question)
+                        )]
         fn $name(traceparent: &str, question: &str) {
             tracing::Span::current()
                 .set_parent_from_traceparent(traceparent)
