@@ -354,15 +354,23 @@ impl Worker {
                         return;
                     }
                 }
-                let span = to_span_data(
+                if self.exporters.is_empty() {
+                    // No destination (OTLP is handled above).
+                    self.pool.put(rec, &mut self.returned);
+                    return;
+                }
+                // Built where the batch keeps it, not moved there.
+                self.batch.push(to_span_data(
                     &mut rec,
                     &self.scope,
                     &self.policy,
                     &mut self.secret_keys,
                     &mut self.scratch,
-                );
+                ));
                 self.pool.put(rec, &mut self.returned);
-                self.add(span, true);
+                if let (Some(lane), Some(span)) = (&mut self.otlp, self.batch.last()) {
+                    lane.write(span, true, &mut self.oversized);
+                }
             }
             Item::Sdk(mut span) => {
                 // Spans made through the OpenTelemetry API get the same
