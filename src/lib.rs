@@ -244,6 +244,12 @@
 //!   nearer collector gets one request at a time): with answers 100 ms
 //!   late, 16,900 spans a second left where one request at a time let
 //!   4,900 leave. A request that must be retried is sent again alone.
+//! - **Panicking exporters.** A custom exporter
+//!   ([`Pipeline::with_span_exporter`]) that panics loses the batch it was
+//!   given, and only to itself: the panic is reported like a failed export,
+//!   OTLP and the other exporters get the same spans, and the exporter gets
+//!   the next batches. A panic anywhere else on the export thread costs the
+//!   batch being built (counted as failed), not the thread.
 //! - **Bounded lasting memory.** Short repeated values (provider, model, tool
 //!   and agent names: at most 4,096 of up to 64 bytes) and the span names
 //!   made from them (at most 1,024) are kept for the life of the process, so

@@ -190,7 +190,10 @@ impl Pipeline {
 
     /// Sends spans to any OpenTelemetry SDK exporter as well (an in-memory
     /// exporter in tests, a vendor's exporter). When this is used and no
-    /// exporter was chosen, this exporter is the only one.
+    /// exporter was chosen, this exporter is the only one. It is called on
+    /// the export thread, one batch at a time; if it panics, that batch is
+    /// lost to it alone (reported like a failed export) and it gets the
+    /// next ones.
     pub fn with_span_exporter(mut self, exporter: impl SpanExporter + 'static) -> Self {
         self.custom.push(Box::new(exporter));
         self

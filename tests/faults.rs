@@ -115,6 +115,7 @@ both_transports!(
     spans_arrive_on_schedule_while_flowing_and_after_idle_gaps,
     a_slow_collector_gets_requests_together,
     one_refused_request_of_a_group_is_retried_alone,
+    a_panicking_exporter_loses_only_its_own_batch,
 );
 
 fn collector_appears_after_start(t: Transport) {
@@ -508,4 +509,60 @@ fn one_refused_request_of_a_group_is_retried_alone(t: Transport) {
     assert_eq!(seen, (0..100).collect::<Vec<i64>>());
     outcome("refused-in-group", t, 100, &rx, &stats, "");
     guard.shutdown().unwrap();
+}
+
+/// An SDK exporter that panics in its first `export` and in every
+/// `force_flush`, and keeps the names of the spans it got otherwise.
+#[derive(Clone, Debug, Default)]
+struct Panicky {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    got: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for Panicky {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            panic!("exporter bug");
+        }
+        let mut got = self.got.lock().unwrap();
+        got.extend(batch.into_iter().map(|s| s.name.into_owned()));
+        Ok(())
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        panic!("flush bug");
+    }
+}
+
+fn a_panicking_exporter_loses_only_its_own_batch(t: Transport) {
+    let rx = receiver_on(t, 0, None);
+    let panicky = Panicky::default();
+    let (layer, guard) = endpoint(t, rx.port())
+        .with_span_exporter(panicky.clone())
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || emit(3, "first"));
+    // The exporter panics on the first batch, then in `force_flush`.
+    guard.force_flush().expect("flushed despite the exporter");
+    tracing::dispatcher::with_default(&dispatch, || emit(3, "second"));
+    guard.force_flush().expect("flushed despite the exporter");
+    // Over OTLP every span arrives; the exporter gets every batch after
+    // the one it panicked in.
+    assert_eq!(wait_for(&rx, "first", 3, Duration::from_secs(5)), 3);
+    assert_eq!(wait_for(&rx, "second", 3, Duration::from_secs(5)), 3);
+    assert_eq!(*panicky.got.lock().unwrap(), ["work"; 3]);
+    assert!(panicky.calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let stats = stats_when(&guard, |s| s.exported >= 6);
+    assert_eq!(
+        (stats.exported, stats.failed, stats.dropped),
+        (6, 0, 0),
+        "{stats:?}"
+    );
+    guard
+        .shutdown()
+        .expect("the export thread is still running");
 }

@@ -1,14 +1,18 @@
 //! The export worker: one thread that decodes queued spans, batches them,
 //! and sends them (OTLP with retries, console, custom exporters).
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, RecvError, TryRecvError};
+use futures_util::FutureExt;
 use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 
@@ -34,7 +38,11 @@ pub(crate) fn start(
     rt: tokio::runtime::Runtime,
 ) -> Result<(Sink, Handle), Error> {
     for e in &mut exporters {
-        e.set_resource(resource);
+        // A panic here leaves the exporter with the default resource.
+        let _ = guarded(|| {
+            e.set_resource(resource);
+            Ok(())
+        });
     }
     let (tx, rx) = bounded(settings.max_queue_size);
     let max_queue_bytes = settings.max_queue_bytes;
@@ -45,6 +53,8 @@ pub(crate) fn start(
         ctrl: ctrl_rx,
         batch: Vec::new(),
         batched: 0,
+        ahead: None,
+        finishing: false,
         oversized: 0,
         exporters,
         scope: InstrumentationScope::builder(semconv::SCOPE_NAME)
@@ -77,7 +87,7 @@ pub(crate) fn start(
     };
     let thread = std::thread::Builder::new()
         .name("tracing-llm-export".into())
-        .spawn(move || worker.run())
+        .spawn(move || worker.serve())
         .map_err(|e| Error::Exporter(format!("cannot start the export thread: {e}")))?;
     let sink = Sink {
         tx: tx.clone(),
@@ -104,6 +114,11 @@ struct Worker {
     batch: Vec<SpanData>,
     /// Spans in the current batch.
     batched: usize,
+    /// The next span, taken off the queue while the current one is worked
+    /// on (see [`Worker::take`]); kept here so that it survives a panic.
+    ahead: Option<Item>,
+    /// Set once the worker exports what is left before stopping.
+    finishing: bool,
     /// Spans of the current batch too large for any request, even cut.
     oversized: u64,
     exporters: Vec<Box<dyn DynExporter>>,
@@ -151,10 +166,52 @@ enum Flow {
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 impl Worker {
-    fn run(mut self) {
+    /// The export thread. Exporters' panics are caught where they are
+    /// called; a panic anywhere else in the worker (a bug) costs the spans
+    /// of the batch being built, not the thread and every span after it.
+    fn serve(mut self) {
         // Nothing the exporters do (tonic, hyper, reqwest…) may be traced by the layer.
         suppress_current_thread();
         let _otel = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        while let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.run())) {
+            if self.finishing {
+                // Stopping anyway; what was left is not retried.
+                self.report(&format!(
+                    "export thread panicked while stopping: {}",
+                    panic_message(&*panic)
+                ));
+                return;
+            }
+            self.recover(&*panic);
+        }
+    }
+
+    /// After a panic in the loop: drops the batch being built (its OTLP
+    /// bytes may be partly written), counts its spans as failed, and keeps
+    /// the requests already made and the span taken ahead.
+    #[cold]
+    fn recover(&mut self, panic: &(dyn Any + Send)) {
+        let lost = self.batched as u64;
+        self.batched = 0;
+        self.batch.clear();
+        self.oversized = 0;
+        self.scratch.clear();
+        if let Some(lane) = &mut self.otlp {
+            lane.batch = wire::Batch::default();
+        }
+        self.release();
+        self.counters.failed.fetch_add(lost, Relaxed);
+        self.last_report = None;
+        self.report(&format!(
+            "export thread panicked ({}); {lost} spans of the batch being built are lost",
+            panic_message(panic)
+        ));
+        if let Some(item) = self.ahead.take() {
+            self.push(item);
+        }
+    }
+
+    fn run(&mut self) {
         let mut deadline = Instant::now() + self.settings.scheduled_delay;
         // Polls left before the worker waits on the queue again.
         let mut polls = 0u32;
@@ -222,16 +279,16 @@ impl Worker {
             // The next record is taken one span early, and its memory,
             // written on the application thread's core, requested while
             // this one is worked on.
-            let next = if self.batched + 1 < max {
+            self.ahead = if self.batched + 1 < max {
                 self.rx.try_recv().ok()
             } else {
                 None
             };
-            if let Some(Item::Record(rec)) = &next {
+            if let Some(Item::Record(rec)) = &self.ahead {
                 rec.prefetch();
             }
             self.push(current);
-            match next {
+            match self.ahead.take() {
                 Some(item) => current = item,
                 None => break,
             }
@@ -260,7 +317,7 @@ impl Worker {
                 self.drain();
                 self.drive(Some(until));
                 for e in &self.exporters {
-                    let _ = e.force_flush();
+                    let _ = guarded(|| e.force_flush());
                 }
                 let _ = ack.send(());
                 Flow::Go
@@ -277,6 +334,7 @@ impl Worker {
     /// Exports what is queued, retries what is pending until `until`, and
     /// counts what is still undelivered then as failed.
     fn finish(&mut self, until: Option<Instant>) {
+        self.finishing = true;
         self.drain();
         self.drive(until);
         if let Some(lane) = &mut self.otlp {
@@ -292,7 +350,7 @@ impl Worker {
         }
         self.report_drops();
         for e in &self.exporters {
-            let _ = e.shutdown(self.settings.export_timeout);
+            let _ = guarded(|| e.shutdown(self.settings.export_timeout));
         }
     }
 
@@ -330,6 +388,10 @@ impl Worker {
         self.batched += 1;
         match item {
             Item::Record(mut rec) => {
+                #[cfg(test)]
+                if rec.callsite.name() == tests::PANIC_HERE {
+                    panic!("a fault made for the test");
+                }
                 if self.exporters.is_empty() {
                     if let Some(lane) = &mut self.otlp {
                         // Only OTLP: the span is written straight from the
@@ -445,11 +507,9 @@ impl Worker {
             let timeout = self.settings.export_timeout;
             let result = self
                 .rt
-                .block_on(async { tokio::time::timeout(timeout, exporter.export(spans)).await });
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failure = Some(e.to_string()),
-                Err(_) => failure = Some(format!("no answer within {timeout:?}")),
+                .block_on(export_guarded(exporter.as_ref(), spans, timeout));
+            if let Err(e) = result {
+                failure = Some(e);
             }
         }
         match failure {
@@ -483,6 +543,45 @@ impl Worker {
     }
 }
 
+/// Calls an exporter's `export`, within `timeout`. A panic in the exporter
+/// is its error like any other: the batch is lost to that exporter, and
+/// the export thread goes on with the next.
+async fn export_guarded(
+    exporter: &dyn DynExporter,
+    spans: Vec<SpanData>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let call = catch_unwind(AssertUnwindSafe(|| exporter.export(spans))).map_err(panicked)?;
+    match tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind()).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Err(panic)) => Err(panicked(panic)),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// Calls one of an exporter's other methods; a panic becomes an error.
+fn guarded(call: impl FnOnce() -> OTelSdkResult) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => Err(panicked(panic)),
+    }
+}
+
+/// Describes an exporter's panic.
+fn panicked(panic: Box<dyn Any + Send>) -> String {
+    format!("the exporter panicked: {}", panic_message(&*panic))
+}
+
+/// A caught panic's message.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
 /// Prints one line unless another was printed in the last [`REPORT_EVERY`].
 fn report(last: &mut Option<Instant>, message: &str) -> bool {
     let now = Instant::now();
@@ -493,4 +592,56 @@ fn report(last: &mut Option<Instant>, message: &str) -> bool {
     // A closed stderr must not take the worker down.
     let _ = writeln!(std::io::stderr(), "tracing-llm: {message}");
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_sdk::trace::SpanExporter;
+    use tracing_subscriber::prelude::*;
+
+    use super::*;
+
+    /// Spans of this name panic on the export thread, as a bug there would.
+    pub(super) const PANIC_HERE: &str = "export-thread-fault";
+
+    #[derive(Clone, Debug, Default)]
+    struct Collect(Arc<Mutex<Vec<String>>>);
+
+    impl SpanExporter for Collect {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            let mut names = self.0.lock().unwrap();
+            names.extend(batch.into_iter().map(|s| s.name.into_owned()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panic_in_the_worker_costs_its_batch_not_the_thread() {
+        let collect = Collect::default();
+        let (layer, guard) = crate::Pipeline::builder()
+            .with_span_exporter(collect.clone())
+            .with_scheduled_delay(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            // (The export path's own target is never recorded.)
+            tracing::info_span!(target: "app", "before").in_scope(|| {});
+            guard.force_flush().unwrap();
+            // Taken together: "after" is the span taken ahead of the fault.
+            tracing::info_span!(target: "app", PANIC_HERE).in_scope(|| {});
+            tracing::info_span!(target: "app", "after").in_scope(|| {});
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while guard.stats().failed == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            tracing::info_span!(target: "app", "later").in_scope(|| {});
+        });
+        let stats = guard.stats();
+        guard.shutdown().expect("the worker is still running");
+        assert_eq!(*collect.0.lock().unwrap(), ["before", "after", "later"]);
+        assert_eq!((stats.failed, stats.dropped), (1, 0));
+    }
 }
