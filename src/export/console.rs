@@ -183,67 +183,110 @@ fn render(
     }
     out.push('\n');
     for &i in &tops {
-        write_span(out, &spans, &children, i, "", None, None);
+        write_tree(out, &spans, &children, i);
     }
 }
 
-fn write_span(
+/// Levels of nesting drawn as indentation. Deeper spans are drawn at this
+/// indentation, with their depth, so that a trace thousands of levels deep
+/// prints one short line per span, not lines that grow with the depth.
+const MAX_INDENT_LEVELS: usize = 24;
+
+/// Writes `top` and everything under it, depth first. A loop with its own
+/// stack, not recursion: the export thread's stack must not bound how deep
+/// an application's spans may nest.
+fn write_tree(
     out: &mut String,
     spans: &[SpanData],
     children: &HashMap<SpanId, Vec<usize>>,
-    i: usize,
-    indent: &str,
-    last: Option<bool>,
-    parent: Option<&SpanData>,
+    top: usize,
 ) {
-    let span = &spans[i];
-    let (branch, child_indent) = match last {
-        None => ("", indent.to_string()),
-        Some(true) => ("└─ ", format!("{indent}   ")),
-        Some(false) => ("├─ ", format!("{indent}│  ")),
-    };
-    let duration = span
-        .end_time
-        .duration_since(span.start_time)
-        .unwrap_or_default();
-    let _ = write!(
-        out,
-        "{indent}{branch}{}  {}  {}",
-        span.name,
-        fmt_duration(duration),
-        fmt_status(&span.status)
-    );
-    for item in summary(span, parent) {
-        let _ = write!(out, "  {item}");
+    struct Next {
+        i: usize,
+        depth: usize,
+        /// `None` for the top span, else whether it is its parent's last child.
+        last: Option<bool>,
+        parent: Option<usize>,
     }
-    out.push('\n');
-    let kids = children.get(&span.span_context.span_id());
-    let has_kids = kids.is_some_and(|k| !k.is_empty());
-    for event in span.events.iter() {
-        let bar = if has_kids { "│  " } else { "   " };
-        let _ = write!(out, "{child_indent}{bar}· {}", event.name);
-        for kv in event
-            .attributes
-            .iter()
-            .filter(|kv| !matches!(kv.key.as_str(), sc::EVENT_LEVEL | sc::EVENT_TARGET))
-            .take(MAX_ATTRS)
-        {
-            let _ = write!(out, "  {}", fmt_kv(kv));
+    let mut stack = vec![Next {
+        i: top,
+        depth: 0,
+        last: None,
+        parent: None,
+    }];
+    // For each level of nesting above the span being written: whether a
+    // later sibling still follows there (a bar continues down that column).
+    let mut open: Vec<bool> = Vec::new();
+    let mut line = String::new();
+    while let Some(next) = stack.pop() {
+        let span = &spans[next.i];
+        open.truncate(next.depth.saturating_sub(1));
+        line.clear();
+        indent(&mut line, &open);
+        match next.last {
+            None => {}
+            Some(true) => line.push_str("└─ "),
+            Some(false) => line.push_str("├─ "),
+        }
+        if next.depth > MAX_INDENT_LEVELS {
+            let _ = write!(line, "[depth {}] ", next.depth);
+        }
+        let duration = span
+            .end_time
+            .duration_since(span.start_time)
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "{line}{}  {}  {}",
+            span.name,
+            fmt_duration(duration),
+            fmt_status(&span.status)
+        );
+        for item in summary(span, next.parent.map(|p| &spans[p])) {
+            let _ = write!(out, "  {item}");
         }
         out.push('\n');
-    }
-    if let Some(kids) = kids {
-        for (n, &c) in kids.iter().enumerate() {
-            write_span(
-                out,
-                spans,
-                children,
-                c,
-                &child_indent,
-                Some(n + 1 == kids.len()),
-                Some(span),
-            );
+        if next.last.is_some() {
+            open.push(next.last == Some(false));
         }
+        let kids = children.get(&span.span_context.span_id());
+        let has_kids = kids.is_some_and(|k| !k.is_empty());
+        if !span.events.is_empty() {
+            line.clear();
+            indent(&mut line, &open);
+            line.push_str(if has_kids { "│  " } else { "   " });
+        }
+        for event in span.events.iter() {
+            let _ = write!(out, "{line}· {}", event.name);
+            for kv in event
+                .attributes
+                .iter()
+                .filter(|kv| !matches!(kv.key.as_str(), sc::EVENT_LEVEL | sc::EVENT_TARGET))
+                .take(MAX_ATTRS)
+            {
+                let _ = write!(out, "  {}", fmt_kv(kv));
+            }
+            out.push('\n');
+        }
+        if let Some(kids) = kids {
+            // Pushed last first, so that the first child is written next.
+            for (n, &c) in kids.iter().enumerate().rev() {
+                stack.push(Next {
+                    i: c,
+                    depth: next.depth + 1,
+                    last: Some(n + 1 == kids.len()),
+                    parent: Some(next.i),
+                });
+            }
+        }
+    }
+}
+
+/// The indentation for spans under the levels in `open`, at most
+/// [`MAX_INDENT_LEVELS`] of them.
+fn indent(line: &mut String, open: &[bool]) {
+    for &bar in open.iter().take(MAX_INDENT_LEVELS) {
+        line.push_str(if bar { "│  " } else { "   " });
     }
 }
 
@@ -484,5 +527,88 @@ mod tests {
         let v = Value::from("x".repeat(200));
         assert!(fmt_value(&v).ends_with('…'));
         assert!(fmt_value(&v).chars().count() <= MAX_VALUE_CHARS + 1);
+    }
+
+    /// A span of trace 1 starting at second `at`, with an event when its id
+    /// is a multiple of 3.
+    fn timed(id: u64, parent: u64, name: &'static str, at: u64) -> SpanData {
+        let mut s = span(1, id, parent, name);
+        s.start_time = std::time::UNIX_EPOCH + Duration::from_secs(at);
+        s.end_time = s.start_time;
+        s.attributes = vec![KeyValue::new(sc::GEN_AI_USAGE_INPUT_TOKENS, id as i64)];
+        if id % 3 == 0 {
+            let event = opentelemetry::trace::Event::new(
+                "evt",
+                s.start_time,
+                vec![KeyValue::new("k", "v")],
+                0,
+            );
+            s.events.events.push(event);
+        }
+        s
+    }
+
+    #[test]
+    fn trees_draw_siblings_events_and_orphans() {
+        let spans = vec![
+            timed(1, 0, "root", 0),
+            timed(2, 1, "a", 1),
+            timed(3, 2, "a1", 2),
+            timed(4, 2, "a2", 3),
+            timed(5, 4, "a2x", 4),
+            timed(6, 1, "b", 5),
+            timed(7, 6, "b1", 6),
+            timed(8, 7, "b1x", 7),
+            timed(9, 1, "c", 8),
+            timed(10, 99, "orphan", 9),
+        ];
+        let mut out = String::new();
+        render(&mut out, "svc", TraceId::from(1u128), spans, "");
+        let expected = "
+svc trace 00000000000000000000000000000001
+root  0µs  ok  tokens=1
+├─ a  0µs  ok  tokens=2
+│  ├─ a1  0µs  ok  tokens=3
+│  │     · evt  k=\"v\"
+│  └─ a2  0µs  ok  tokens=4
+│     └─ a2x  0µs  ok  tokens=5
+├─ b  0µs  ok  tokens=6
+│  │  · evt  k=\"v\"
+│  └─ b1  0µs  ok  tokens=7
+│     └─ b1x  0µs  ok  tokens=8
+└─ c  0µs  ok  tokens=9
+      · evt  k=\"v\"
+orphan  0µs  ok  tokens=10
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn deep_traces_print_one_short_line_per_span() {
+        // 20,000 levels on a 256 KiB stack: drawing by recursion overflowed
+        // the export thread's stack and aborted the process.
+        const DEPTH: u64 = 20_000;
+        let out = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let spans = (1..=DEPTH).map(|id| span(1, id, id - 1, "level")).collect();
+                let mut out = String::new();
+                render(&mut out, "svc", TraceId::from(1u128), spans, "");
+                out
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("level")).collect();
+        assert_eq!(lines.len(), DEPTH as usize);
+        let longest = lines.iter().map(|l| l.chars().count()).max().unwrap();
+        assert!(longest < 120, "{longest} characters");
+        let deepest = format!("[depth {}] level", DEPTH - 1);
+        assert!(
+            lines[DEPTH as usize - 1].contains(&deepest),
+            "{}",
+            lines[DEPTH as usize - 1]
+        );
+        assert!(lines[MAX_INDENT_LEVELS].starts_with(&"   ".repeat(MAX_INDENT_LEVELS - 1)));
     }
 }
