@@ -66,6 +66,13 @@ pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 /// spans wait (the name the Rust SDK's batch processor reads).
 pub const OTEL_BSP_MAX_CONCURRENT_EXPORTS: &str = "OTEL_BSP_MAX_CONCURRENT_EXPORTS";
 
+/// `OTEL_SPAN_EVENT_COUNT_LIMIT`: events kept per span; later ones are
+/// counted as dropped.
+pub const OTEL_SPAN_EVENT_COUNT_LIMIT: &str = "OTEL_SPAN_EVENT_COUNT_LIMIT";
+/// `OTEL_SPAN_LINK_COUNT_LIMIT`: links kept per span; later ones are
+/// counted as dropped.
+pub const OTEL_SPAN_LINK_COUNT_LIMIT: &str = "OTEL_SPAN_LINK_COUNT_LIMIT";
+
 /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: `true`, `false`,
 /// `NO_CONTENT`, `SPAN_ONLY`, `EVENT_ONLY` or `SPAN_AND_EVENT` (any case).
 pub const OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: &str =
@@ -91,6 +98,12 @@ pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
 pub const DEFAULT_MAX_CONCURRENT_EXPORTS: usize = 4;
 /// The default delay before a partial batch is exported: 1 second.
 pub const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_secs(1);
+/// The default number of events kept per span, as in the OpenTelemetry
+/// specification: a span open for long (a server's, a session's) keeps its
+/// first 128 events, and counts the rest as dropped.
+pub const DEFAULT_MAX_EVENTS_PER_SPAN: u32 = 128;
+/// The default number of links kept per span, as in the OpenTelemetry specification.
+pub const DEFAULT_MAX_LINKS_PER_SPAN: u32 = 128;
 /// The default time [`Guard`](crate::Guard) waits for the final flush: 5 seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -372,6 +385,16 @@ pub(crate) fn parse_count(env: Env<'_>, var: &'static str) -> Result<Option<usiz
         Ok(n) if n > 0 => Ok(Some(n)),
         _ => Err(invalid(var, &v, "expected a positive whole number")),
     }
+}
+
+/// A count that may be 0 (a limit).
+pub(crate) fn parse_limit(env: Env<'_>, var: &'static str) -> Result<Option<u32>, Error> {
+    let Some((var, v)) = first(env, &[var]) else {
+        return Ok(None);
+    };
+    v.parse::<u32>()
+        .map(Some)
+        .map_err(|_| invalid(var, &v, "expected a whole number"))
 }
 
 pub(crate) fn parse_compression(env: Env<'_>) -> Result<Option<Compression>, Error> {

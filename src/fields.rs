@@ -276,6 +276,9 @@ pub(crate) struct SpanMeta {
     pub(crate) kind_set: bool,
     /// `error.type` from a recorded error.
     pub(crate) error_type: Option<String>,
+    /// Events and links over the span's limits, not kept.
+    pub(crate) dropped_events: u32,
+    pub(crate) dropped_links: u32,
 }
 
 impl SpanMeta {
@@ -289,6 +292,8 @@ impl SpanMeta {
             name_set: false,
             kind_set: false,
             error_type: None,
+            dropped_events: 0,
+            dropped_links: 0,
         }
     }
 

@@ -102,6 +102,13 @@ impl SpanState {
 
 // === the layer ===
 
+/// How many events and links a span keeps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpanLimits {
+    pub(crate) events: u32,
+    pub(crate) links: u32,
+}
+
 /// Settings and the export queue, shared by the layer and the span extension trait.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -109,6 +116,7 @@ pub(crate) struct Shared {
     pub(crate) sampler: Sampler,
     pub(crate) context_activation: bool,
     pub(crate) code_location: bool,
+    pub(crate) limits: SpanLimits,
     /// `None` when nothing is exported (`OTEL_TRACES_EXPORTER=none`).
     pub(crate) sink: Option<Sink>,
     pub(crate) policy: Arc<ContentPolicy>,
@@ -273,10 +281,18 @@ fn record_event(
     event: &TracingEvent<'_>,
     plan: &'static crate::fields::FieldPlan,
     meta: &'static Metadata<'static>,
+    max_events: u32,
 ) {
     let SpanState::Recorded(rec) = state else {
         return;
     };
+    let is_error = *meta.level() == Level::ERROR;
+    if !is_error && rec.events.len() >= max_events as usize {
+        // Over the limit: counted, not even read. An error still sets the
+        // span's status below.
+        rec.meta.dropped_events = rec.meta.dropped_events.saturating_add(1);
+        return;
+    }
     let mut visitor = EventVisitor {
         plan,
         message: None,
@@ -298,7 +314,7 @@ fn record_event(
         Key::from_static_str(semconv::EVENT_TARGET),
         StringValue::from(meta.target()),
     ));
-    let name: Cow<'static, str> = if *meta.level() == Level::ERROR {
+    let name: Cow<'static, str> = if is_error {
         let text = error
             .or_else(|| message.clone())
             .unwrap_or_else(|| meta.name().to_string());
@@ -325,8 +341,7 @@ fn record_event(
             .map(Cow::Owned)
             .unwrap_or(Cow::Borrowed(meta.name()))
     };
-    rec.events
-        .push(Event::new(name, SystemTime::now(), attrs, 0));
+    rec.push_event(Event::new(name, SystemTime::now(), attrs, 0), max_events);
 }
 
 impl<S> tracing_subscriber::Layer<S> for Layer
@@ -418,9 +433,10 @@ where
             false,
             target.trace_state,
         );
+        let max = self.shared.limits.links;
         self.shared.spans.with(id, |state| {
             if let SpanState::Recorded(rec) = state {
-                rec.links.push(Link::with_context(sc));
+                rec.push_link(Link::with_context(sc), max);
             }
         });
     }
@@ -436,18 +452,18 @@ where
         }
         let direct = event_span_id(event, &ctx);
         let recorded = direct.as_ref().and_then(|id| {
-            self.shared
-                .spans
-                .with(id, |state| record_event(state, event, plan, meta))
+            self.shared.spans.with(id, |state| {
+                record_event(state, event, plan, meta, self.shared.limits.events)
+            })
         });
         if recorded.is_none() {
             // The current span is not one the layer tracks (filtered out for
             // it, say): the nearest one that is.
             if let Some(span) = ctx.event_span(event) {
                 if direct.as_ref() != Some(&span.id()) {
-                    self.shared
-                        .spans
-                        .with(&span.id(), |state| record_event(state, event, plan, meta));
+                    self.shared.spans.with(&span.id(), |state| {
+                        record_event(state, event, plan, meta, self.shared.limits.events)
+                    });
                 }
             }
         }

@@ -192,7 +192,7 @@
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` / `_ARG`,
 //! `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`), `OTEL_SDK_DISABLED`,
 //! `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`,
-//! `OTEL_BSP_MAX_CONCURRENT_EXPORTS`,
+//! `OTEL_BSP_MAX_CONCURRENT_EXPORTS`, `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`,
 //! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`,
 //! `OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY`.
 //! An invalid value is an [`Error::InvalidEnv`] naming the variable and value.
@@ -244,6 +244,12 @@
 //!   nearer collector gets one request at a time): with answers 100 ms
 //!   late, 16,900 spans a second left where one request at a time let
 //!   4,900 leave. A request that must be retried is sent again alone.
+//! - **Bounded spans.** A span keeps its first 128 events and 128 links
+//!   ([`Pipeline::with_max_events_per_span`],
+//!   [`Pipeline::with_max_links_per_span`]) and counts the rest as dropped,
+//!   so a span open for the life of a server, with every log line inside
+//!   it an event, stays bounded; an ERROR event past the limit still sets
+//!   the error status.
 //! - **Panicking exporters.** A custom exporter
 //!   ([`Pipeline::with_span_exporter`]) that panics loses the batch it was
 //!   given, and only to itself: the panic is reported like a failed export,

@@ -69,6 +69,8 @@ pub struct Pipeline {
     hash_user_ids: Option<String>,
     max_request_bytes: Option<usize>,
     max_queue_bytes: Option<usize>,
+    max_events_per_span: Option<u32>,
+    max_links_per_span: Option<u32>,
     ca_pem: Option<Vec<u8>>,
     identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     no_scrubbing: bool,
@@ -220,6 +222,30 @@ impl Pipeline {
     /// [`DEFAULT_MAX_QUEUE_BYTES`](crate::config::DEFAULT_MAX_QUEUE_BYTES) (64 MiB).
     pub fn with_max_queue_bytes(mut self, bytes: usize) -> Self {
         self.max_queue_bytes = Some(bytes.max(64 * 1024));
+        self
+    }
+
+    /// Keeps at most `events` events per span (log events inside it,
+    /// errors, feedback, [`SpanExt`](crate::SpanExt) events), the first
+    /// ones; later ones are counted in the span's dropped-events count, so
+    /// that a span open for long (a server's, a session's) stays bounded.
+    /// An ERROR event over the limit still sets the span's error status. By
+    /// default, `OTEL_SPAN_EVENT_COUNT_LIMIT` or
+    /// [`DEFAULT_MAX_EVENTS_PER_SPAN`](crate::config::DEFAULT_MAX_EVENTS_PER_SPAN)
+    /// (128). Spans made through the OpenTelemetry API get the same limit.
+    pub fn with_max_events_per_span(mut self, events: u32) -> Self {
+        self.max_events_per_span = Some(events);
+        self
+    }
+
+    /// Keeps at most `links` links per span (`follows_from`,
+    /// [`SpanExt::add_link`](crate::SpanExt::add_link)), the first ones;
+    /// later ones are counted in the span's dropped-links count. By
+    /// default, `OTEL_SPAN_LINK_COUNT_LIMIT` or
+    /// [`DEFAULT_MAX_LINKS_PER_SPAN`](crate::config::DEFAULT_MAX_LINKS_PER_SPAN)
+    /// (128). Spans made through the OpenTelemetry API get the same limit.
+    pub fn with_max_links_per_span(mut self, links: u32) -> Self {
+        self.max_links_per_span = Some(links);
         self
     }
 
@@ -405,6 +431,7 @@ impl Pipeline {
             otlp,
             resource,
             batch,
+            limits,
             shutdown_timeout,
             capture,
         } = resolved;
@@ -459,7 +486,10 @@ impl Pipeline {
             (Some(sink), Some(handle))
         };
 
-        let mut provider = SdkTracerProvider::builder().with_resource(resource);
+        let mut provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_max_events_per_span(limits.events)
+            .with_max_links_per_span(limits.links);
         provider = match &sink {
             Some(sink) => provider
                 .with_sampler(sampler.to_sdk())
@@ -471,6 +501,7 @@ impl Pipeline {
             sampler,
             context_activation: !no_context_activation,
             code_location: !no_code_location,
+            limits,
             sink,
             policy,
             pool,

@@ -152,6 +152,28 @@ impl Record {
             && self.attrs.capacity() <= 256
     }
 
+    /// Keeps `event` unless the span has `max` events already; counts it
+    /// as dropped otherwise.
+    #[inline]
+    pub(crate) fn push_event(&mut self, event: Event, max: u32) {
+        if self.events.len() < max as usize {
+            self.events.push(event);
+        } else {
+            self.meta.dropped_events = self.meta.dropped_events.saturating_add(1);
+        }
+    }
+
+    /// Keeps `link` unless the span has `max` links already; counts it as
+    /// dropped otherwise.
+    #[inline]
+    pub(crate) fn push_link(&mut self, link: Link, max: u32) {
+        if self.links.len() < max as usize {
+            self.links.push(link);
+        } else {
+            self.meta.dropped_links = self.meta.dropped_links.saturating_add(1);
+        }
+    }
+
     /// Records one field value. Inherited keys (user, session, tags,
     /// metadata) apply at once, since children are created on this thread;
     /// everything else is copied raw.

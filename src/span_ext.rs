@@ -182,10 +182,10 @@ fn with_state(
     });
 }
 
-fn with_record(span: &tracing::Span, f: &mut dyn FnMut(&mut Record)) {
-    with_state(span, &mut |state, _, _| {
+fn with_record(span: &tracing::Span, f: &mut dyn FnMut(&mut Record, &crate::layer::Shared)) {
+    with_state(span, &mut |state, shared, _| {
         if let SpanState::Recorded(rec) = state {
-            f(rec);
+            f(rec, shared);
         }
     });
 }
@@ -260,7 +260,7 @@ impl SpanExt for tracing::Span {
 
     fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
         let mut kv = Some((key.into(), value.into()));
-        with_record(self, &mut |rec| {
+        with_record(self, &mut |rec, _| {
             if let Some((k, v)) = kv.take() {
                 set_attribute(rec, k, v);
             }
@@ -269,7 +269,7 @@ impl SpanExt for tracing::Span {
 
     fn set_status(&self, status: Status) {
         let mut status = Some(status);
-        with_record(self, &mut |rec| match status.take() {
+        with_record(self, &mut |rec, _| match status.take() {
             Some(Status::Ok) => rec.meta.code = Some(Code::Ok),
             Some(Status::Unset) => rec.meta.code = Some(Code::Unset),
             Some(Status::Error { description }) => {
@@ -284,9 +284,10 @@ impl SpanExt for tracing::Span {
 
     fn add_link(&self, span_context: SpanContext) {
         let mut sc = Some(span_context);
-        with_record(self, &mut |rec| {
+        with_record(self, &mut |rec, shared| {
             if let Some(sc) = sc.take() {
-                rec.links.push(opentelemetry::trace::Link::with_context(sc));
+                let link = opentelemetry::trace::Link::with_context(sc);
+                rec.push_link(link, shared.limits.links);
             }
         });
     }
@@ -416,19 +417,15 @@ impl SpanExt for tracing::Span {
             .next()
             .unwrap_or(full)
             .to_string();
-        with_record(self, &mut |rec| {
+        with_record(self, &mut |rec, shared| {
             rec.meta.set_error(message.clone());
             rec.meta.error_type = Some(short.clone());
             let attrs = vec![
                 KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
                 KeyValue::new(semconv::EXCEPTION_TYPE, full),
             ];
-            rec.events.push(Event::new(
-                semconv::EXCEPTION_EVENT,
-                SystemTime::now(),
-                attrs,
-                0,
-            ));
+            let event = Event::new(semconv::EXCEPTION_EVENT, SystemTime::now(), attrs, 0);
+            rec.push_event(event, shared.limits.events);
         });
         self
     }
@@ -446,7 +443,9 @@ impl SpanExt for tracing::Span {
             label: label.map(str::to_string),
             comment: comment.map(str::to_string),
         };
-        with_record(self, &mut |rec| rec.events.push(fb.event()));
+        with_record(self, &mut |rec, shared| {
+            rec.push_event(fb.event(), shared.limits.events)
+        });
         self
     }
 
@@ -468,7 +467,7 @@ impl SpanExt for tracing::Span {
     fn set_metadata(&self, key: &str, value: impl Into<Value>) -> &Self {
         let name = format!("{}{key}", semconv::LLM_METADATA_PREFIX);
         let mut value = Some(value.into());
-        with_record(self, &mut |rec| {
+        with_record(self, &mut |rec, _| {
             let Some(v) = value.take() else { return };
             let md =
                 &mut std::sync::Arc::make_mut(rec.inherited.get_or_insert_with(Default::default))

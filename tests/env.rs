@@ -193,6 +193,16 @@ fn bad_values_are_errors_naming_the_variable() {
             "OTEL_BSP_MAX_CONCURRENT_EXPORTS",
             "0",
         ),
+        (
+            &[("OTEL_SPAN_EVENT_COUNT_LIMIT", "many")],
+            "OTEL_SPAN_EVENT_COUNT_LIMIT",
+            "many",
+        ),
+        (
+            &[("OTEL_SPAN_LINK_COUNT_LIMIT", "-2")],
+            "OTEL_SPAN_LINK_COUNT_LIMIT",
+            "-2",
+        ),
     ];
     for (vars, var, value) in cases {
         let err = with_env(vars, || {
@@ -245,6 +255,33 @@ fn batch_variables_shape_the_requests() {
     assert_eq!(rx.spans().len(), 60);
     assert_eq!(rx.attempts(), 12, "requests of 5 spans");
     assert_eq!(rx.max_in_flight(), 2, "requests answered at once");
+}
+
+#[test]
+fn span_limit_variables_bound_events_and_links() {
+    let rx = grpc_receiver();
+    let url = rx.base_url();
+    with_env(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "0"),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", "2"),
+        ],
+        || {
+            let (layer, guard) = tracing_llm::layer().expect("layer from env");
+            tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+                let span = tracing::info_span!("limited");
+                span.in_scope(|| tracing::info!("not kept"));
+                for _ in 0..3 {
+                    span.follows_from(&tracing::info_span!("cause"));
+                }
+            });
+            guard.shutdown().expect("shutdown");
+        },
+    );
+    let span = rx.span("limited").span;
+    assert_eq!((span.events.len(), span.dropped_events_count), (0, 1));
+    assert_eq!((span.links.len(), span.dropped_links_count), (2, 1));
 }
 
 #[test]

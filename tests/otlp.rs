@@ -19,6 +19,7 @@ both_transports!(
     events_become_span_events,
     errors_set_status_and_exception_event,
     follows_from_becomes_link,
+    events_and_links_past_the_limits_are_counted,
     resource_headers_and_gzip,
     otel_fields_set_name_kind_status,
     per_layer_filter_keeps_the_tree,
@@ -215,6 +216,61 @@ fn follows_from_becomes_link(t: Transport) {
     assert_eq!(effect.span.links[0].span_id, cause.span.span_id);
     assert_eq!(effect.span.links[0].trace_id, cause.span.trace_id);
     assert_ne!(effect.trace_id(), cause.trace_id());
+}
+
+fn events_and_links_past_the_limits_are_counted(t: Transport) {
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    let rx = receiver(t);
+    let p = pipeline(t, &rx)
+        .with_max_events_per_span(3)
+        .with_max_links_per_span(1);
+    run(p, |guard| {
+        let long = info_span!("long_lived");
+        long.in_scope(|| {
+            for i in 0..10 {
+                tracing::info!(i, "handled");
+            }
+            // Past the limit, an error still sets the status.
+            tracing::error!("gave up");
+        });
+        for _ in 0..3 {
+            long.follows_from(&info_span!("cause"));
+        }
+        drop(long);
+        // Spans made through the OpenTelemetry API get the same limit.
+        let tracer = guard.tracer_provider().tracer("api");
+        let mut api = tracer.start("api_span");
+        for i in 0..5 {
+            api.add_event(format!("e{i}"), vec![]);
+        }
+        api.end();
+    });
+    // The default keeps 128.
+    run(pipeline(t, &rx), |_| {
+        info_span!("default_limit").in_scope(|| {
+            for i in 0..200 {
+                tracing::info!(i, "tick");
+            }
+        });
+    });
+    rx.wait_for(6, Duration::from_secs(5));
+    let long = rx.span("long_lived");
+    let names: Vec<&str> = long.span.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["handled"; 3]);
+    assert_eq!(long.span.dropped_events_count, 8);
+    assert_eq!(long.span.status.as_ref().map(|s| s.code), Some(2));
+    assert_eq!(long.span.links.len(), 1);
+    assert_eq!(long.span.dropped_links_count, 2);
+    let default = rx.span("default_limit");
+    assert_eq!(
+        (default.span.events.len(), default.span.dropped_events_count),
+        (128, 72)
+    );
+    let api = rx.span("api_span");
+    assert_eq!(
+        (api.span.events.len(), api.span.dropped_events_count),
+        (3, 2)
+    );
 }
 
 fn resource_headers_and_gzip(t: Transport) {

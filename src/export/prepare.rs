@@ -139,9 +139,9 @@ pub(super) fn record_parts<'a>(rec: &'a Record, status: &'a Status) -> SpanParts
         attributes: &rec.attrs,
         dropped_attributes_count: 0,
         events: &rec.events,
-        dropped_events_count: 0,
+        dropped_events_count: rec.meta.dropped_events,
         links: &rec.links,
-        dropped_links_count: 0,
+        dropped_links_count: rec.meta.dropped_links,
         status,
     }
 }
@@ -174,8 +174,10 @@ pub(crate) fn to_span_data(
     let status = meta.status();
     let mut span_events = SpanEvents::default();
     span_events.events = std::mem::take(&mut rec.events);
+    span_events.dropped_count = meta.dropped_events;
     let mut span_links = SpanLinks::default();
     span_links.links = std::mem::take(&mut rec.links);
+    span_links.dropped_count = meta.dropped_links;
     SpanData {
         span_context: SpanContext::new(
             cx.trace_id,

@@ -10,6 +10,7 @@ use super::Pipeline;
 use crate::config::{self, *};
 use crate::content::ContentCapture;
 use crate::export::{otlp, BatchSettings};
+use crate::layer::SpanLimits;
 use crate::{semconv, Error, Sampler};
 
 impl Pipeline {
@@ -159,6 +160,18 @@ impl Pipeline {
             },
             resource: self.resource(env)?,
             batch,
+            limits: SpanLimits {
+                events: pick(
+                    self.max_events_per_span,
+                    parse_limit(env, OTEL_SPAN_EVENT_COUNT_LIMIT)?,
+                    DEFAULT_MAX_EVENTS_PER_SPAN,
+                ),
+                links: pick(
+                    self.max_links_per_span,
+                    parse_limit(env, OTEL_SPAN_LINK_COUNT_LIMIT)?,
+                    DEFAULT_MAX_LINKS_PER_SPAN,
+                ),
+            },
             shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
             capture: match self.content_capture {
                 Some(c) => c,
@@ -213,6 +226,7 @@ pub(super) struct Resolved {
     pub(super) otlp: otlp::OtlpSettings,
     pub(super) resource: Resource,
     pub(super) batch: BatchSettings,
+    pub(super) limits: SpanLimits,
     pub(super) shutdown_timeout: Duration,
     pub(super) capture: ContentCapture,
 }
