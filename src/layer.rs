@@ -553,8 +553,10 @@ where
 
 /// A value for [`SpanExt::set_attribute`](crate::SpanExt::set_attribute): replaces an earlier value of the key.
 pub(crate) fn set_attribute(rec: &mut Record, key: Key, value: Value) {
-    match rec.attrs.iter_mut().find(|kv| kv.key == key) {
-        Some(kv) => kv.value = value,
-        None => rec.attrs.push(KeyValue::new(key, value)),
+    let kv = KeyValue::new(key, value);
+    rec.hold(crate::record::text_len(&kv));
+    match rec.attrs.iter_mut().find(|old| old.key == kv.key) {
+        Some(old) => old.value = kv.value,
+        None => rec.attrs.push(kv),
     }
 }

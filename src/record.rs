@@ -73,6 +73,9 @@ pub(crate) struct Record {
     /// searched, on the application's thread (see
     /// [`prepare_here`](crate::export::prepare_here)).
     pub(crate) prepared: bool,
+    /// Text held by events and by attributes set as such, for the queue's
+    /// byte bound: a log line of a megabyte inside a span weighs a megabyte.
+    pub(crate) held: u32,
 }
 
 /// Buffers larger than this are not kept for reuse.
@@ -109,6 +112,7 @@ impl Record {
             inherited: None,
             prescrubbed: false,
             prepared: false,
+            held: 0,
         }
     }
 
@@ -132,6 +136,7 @@ impl Record {
         self.end = self.start;
         self.prescrubbed = false;
         self.prepared = false;
+        self.held = 0;
     }
 
     /// Empties the record for the pool, all but its attributes (emptied by
@@ -157,10 +162,20 @@ impl Record {
     #[inline]
     pub(crate) fn push_event(&mut self, event: Event, max: u32) {
         if self.events.len() < max as usize {
+            let text = event.name.len() + event.attributes.iter().map(text_len).sum::<usize>();
+            self.hold(text);
             self.events.push(event);
         } else {
             self.meta.dropped_events = self.meta.dropped_events.saturating_add(1);
         }
+    }
+
+    /// Counts `bytes` of text the record holds outside its buffers.
+    #[inline]
+    pub(crate) fn hold(&mut self, bytes: usize) {
+        self.held = self
+            .held
+            .saturating_add(u32::try_from(bytes).unwrap_or(u32::MAX));
     }
 
     /// Keeps `link` unless the span has `max` links already; counts it as
@@ -299,6 +314,7 @@ impl Record {
             // Decoded on the application's thread: the attributes' text,
             // about as long as the raw values it came from.
             + if self.prepared { self.buf.len() } else { 0 }
+            + self.held as usize
             + 64) as u64
     }
 
@@ -487,6 +503,16 @@ impl Pool {
             let _ = self.tx.try_send(batch);
         }
     }
+}
+
+/// The text an attribute holds: its key and its string values.
+pub(crate) fn text_len(kv: &KeyValue) -> usize {
+    let value = match &kv.value {
+        Value::String(s) => s.as_str().len(),
+        Value::Array(opentelemetry::Array::String(v)) => v.iter().map(|s| s.as_str().len()).sum(),
+        _ => 0,
+    };
+    kv.key.as_str().len() + value
 }
 
 #[cfg(test)]

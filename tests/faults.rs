@@ -108,6 +108,7 @@ both_transports!(
     collector_appears_after_start,
     collector_restarts_mid_run,
     hanging_collector_never_slows_the_application,
+    large_events_count_against_the_queue_bytes,
     unavailable_is_retried_until_accepted,
     invalid_batches_are_dropped_and_later_ones_flow,
     partial_success_is_counted,
@@ -213,6 +214,38 @@ fn hanging_collector_never_slows_the_application(t: Transport) {
         "shutdown took {took:?} ({result:?})"
     );
     assert!(rx.attempts() >= 1, "the collector was reached");
+}
+
+/// The queue's byte bound weighs what a span holds in its events (and in
+/// attributes set as such), not only its field values.
+fn large_events_count_against_the_queue_bytes(t: Transport) {
+    let rx = receiver_on(t, 0, Some(Arc::new(|_, _| Answer::Hang)));
+    let p = endpoint(t, rx.port())
+        .with_max_queue_bytes(1 << 20)
+        .with_timeout(Duration::from_secs(10))
+        .with_shutdown_timeout(Duration::from_millis(500));
+    let (layer, guard) = p.build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    // The export thread sends the first span, then waits on the collector.
+    tracing::dispatcher::with_default(&dispatch, || emit(1, "first"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rx.attempts() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rx.attempts(), 1, "the collector was reached");
+    // 40 spans each holding a 64 KiB log line: 2.5 MiB against a 1 MiB bound.
+    let line = "x".repeat(64 * 1024);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..40 {
+            tracing::info_span!("logs").in_scope(|| tracing::info!("{line}"));
+        }
+    });
+    let stats = guard.stats();
+    assert!(
+        (10..=16).contains(&stats.queued) && stats.dropped == 40 - stats.queued,
+        "{stats:?}"
+    );
+    let _ = guard.shutdown();
 }
 
 fn unavailable_is_retried_until_accepted(t: Transport) {
