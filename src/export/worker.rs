@@ -187,8 +187,9 @@ impl Worker {
     }
 
     /// After a panic in the loop: drops the batch being built (its OTLP
-    /// bytes may be partly written), counts its spans as failed, and keeps
-    /// the requests already made and the span taken ahead.
+    /// bytes may be partly written) and counts its spans as failed; the
+    /// requests already made stay, and the span taken ahead is pushed
+    /// first when the loop starts again.
     #[cold]
     fn recover(&mut self, panic: &(dyn Any + Send)) {
         let lost = self.batched as u64;
@@ -201,17 +202,18 @@ impl Worker {
         }
         self.release();
         self.counters.failed.fetch_add(lost, Relaxed);
-        self.last_report = None;
+        // Rate-limited like every report: a fault that repeats does not flood.
         self.report(&format!(
             "export thread panicked ({}); {lost} spans of the batch being built are lost",
             panic_message(panic)
         ));
-        if let Some(item) = self.ahead.take() {
-            self.push(item);
-        }
     }
 
     fn run(&mut self) {
+        // After a panic: the span that had been taken ahead comes first.
+        if let Some(item) = self.ahead.take() {
+            self.push(item);
+        }
         let mut deadline = Instant::now() + self.settings.scheduled_delay;
         // Polls left before the worker waits on the queue again.
         let mut polls = 0u32;
@@ -606,13 +608,25 @@ mod tests {
     /// Spans of this name panic on the export thread, as a bug there would.
     pub(super) const PANIC_HERE: &str = "export-thread-fault";
 
+    /// Keeps span names; holds the export thread for a while in the
+    /// batch that holds `before`.
     #[derive(Clone, Debug, Default)]
-    struct Collect(Arc<Mutex<Vec<String>>>);
+    struct Collect {
+        names: Arc<Mutex<Vec<String>>>,
+        holding: Arc<std::sync::atomic::AtomicBool>,
+    }
 
     impl SpanExporter for Collect {
         async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-            let mut names = self.0.lock().unwrap();
-            names.extend(batch.into_iter().map(|s| s.name.into_owned()));
+            let hold = batch.iter().any(|s| s.name == "before");
+            self.names
+                .lock()
+                .unwrap()
+                .extend(batch.into_iter().map(|s| s.name.into_owned()));
+            if hold {
+                self.holding.store(true, Relaxed);
+                std::thread::sleep(Duration::from_millis(200));
+            }
             Ok(())
         }
     }
@@ -622,26 +636,30 @@ mod tests {
         let collect = Collect::default();
         let (layer, guard) = crate::Pipeline::builder()
             .with_span_exporter(collect.clone())
-            .with_scheduled_delay(Duration::from_secs(30))
+            .with_scheduled_delay(Duration::from_millis(20))
             .build()
             .unwrap();
         let subscriber = tracing_subscriber::registry().with(layer);
+        let wait = |done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !done() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
         tracing::subscriber::with_default(subscriber, || {
             // (The export path's own target is never recorded.)
             tracing::info_span!(target: "app", "before").in_scope(|| {});
-            guard.force_flush().unwrap();
-            // Taken together: "after" is the span taken ahead of the fault.
+            // While the exporter holds the export thread, the fault and the
+            // span after it queue up: "after" is taken ahead of the fault.
+            wait(&|| collect.holding.load(Relaxed));
             tracing::info_span!(target: "app", PANIC_HERE).in_scope(|| {});
             tracing::info_span!(target: "app", "after").in_scope(|| {});
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while guard.stats().failed == 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            wait(&|| guard.stats().failed > 0);
             tracing::info_span!(target: "app", "later").in_scope(|| {});
         });
         let stats = guard.stats();
         guard.shutdown().expect("the worker is still running");
-        assert_eq!(*collect.0.lock().unwrap(), ["before", "after", "later"]);
+        assert_eq!(*collect.names.lock().unwrap(), ["before", "after", "later"]);
         assert_eq!((stats.failed, stats.dropped), (1, 0));
     }
 }
