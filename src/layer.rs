@@ -290,7 +290,7 @@ fn record_event(
     if !is_error && rec.events.len() >= max_events as usize {
         // Over the limit: counted, not even read. An error still sets the
         // span's status below.
-        rec.meta.dropped_events = rec.meta.dropped_events.saturating_add(1);
+        rec.drop_event();
         return;
     }
     let mut visitor = EventVisitor {

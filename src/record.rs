@@ -162,12 +162,17 @@ impl Record {
     #[inline]
     pub(crate) fn push_event(&mut self, event: Event, max: u32) {
         if self.events.len() < max as usize {
-            let text = event.name.len() + event.attributes.iter().map(text_len).sum::<usize>();
-            self.hold(text);
+            self.hold(event_text_len(&event));
             self.events.push(event);
         } else {
-            self.meta.dropped_events = self.meta.dropped_events.saturating_add(1);
+            self.drop_event();
         }
+    }
+
+    /// Counts an event not kept (over the span's limit).
+    #[inline]
+    pub(crate) fn drop_event(&mut self) {
+        self.meta.dropped_events = self.meta.dropped_events.saturating_add(1);
     }
 
     /// Counts `bytes` of text the record holds outside its buffers.
@@ -503,6 +508,11 @@ impl Pool {
             let _ = self.tx.try_send(batch);
         }
     }
+}
+
+/// The text an event holds: its name and its attributes'.
+pub(crate) fn event_text_len(event: &Event) -> usize {
+    event.name.len() + event.attributes.iter().map(text_len).sum::<usize>()
 }
 
 /// The text an attribute holds: its key and its string values.

@@ -30,7 +30,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
-use crate::record::Record;
+use crate::record::{event_text_len, text_len, Record};
 use crate::Error;
 
 /// A finished span on its way out.
@@ -200,7 +200,12 @@ impl Item {
     fn weight(&self) -> u64 {
         match self {
             Item::Record(rec) => rec.weight(),
-            Item::Sdk(span) => 512 + 64 * span.attributes.len() as u64,
+            // As for records: a fixed part, and the text it holds.
+            Item::Sdk(span) => {
+                let attrs: usize = span.attributes.iter().map(text_len).sum();
+                let events: usize = span.events.iter().map(event_text_len).sum();
+                (512 + 64 * span.attributes.len() + attrs + events) as u64
+            }
         }
     }
 }
@@ -444,5 +449,31 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn api_spans_weigh_the_text_they_hold() {
+        use opentelemetry::trace::{SpanContext, SpanKind, Status};
+        let line = "x".repeat(64 * 1024);
+        let mut span = SpanData {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: opentelemetry::trace::SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "api".into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: vec![opentelemetry::KeyValue::new("big", line.clone())],
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        };
+        let event = opentelemetry::trace::Event::new("log", span.end_time, vec![], 0);
+        span.events.events.push(event);
+        span.events.events[0].name = line.into();
+        let weight = Item::Sdk(Box::new(span)).weight();
+        assert!(weight >= 2 * 64 * 1024, "{weight}");
     }
 }
